@@ -122,7 +122,8 @@ def _problem(doc: Document, err: dict) -> Problem:
 
 def _sentence(msg: str) -> str:
     """pydantic's "Input should be …" reads better mid-line as "input should be …"; keep "SSH …"."""
-    return msg[0].lower() + msg[1:] if len(msg) > 1 and msg[1].islower() else msg
+    pydantic_words = ("Input ", "Field ", "String ", "List ", "Dictionary ", "Value ", "Object ", "Tuple ")
+    return msg[0].lower() + msg[1:] if msg.startswith(pydantic_words) else msg
 
 
 def _fields_at(loc: tuple) -> list[str]:

@@ -1,0 +1,79 @@
+"""The envctl command line: a click group whose commands live one per module.
+
+Every option has an ENVCTL_* environment variable. Commands import boto3 (and the
+provisioners) lazily, so `envctl --help` and `envctl validate` start fast.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from envctl import __version__
+from envctl.cli.app import Abort, App, Options
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "auto_envvar_prefix": "ENVCTL"}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="envctl")
+@click.option("--specs", type=click.Path(path_type=Path, file_okay=False), default=Path("specs"),
+              envvar="ENVCTL_SPECS", show_default=True, help="Folder of the environment specs.")
+@click.option("-v", "--verbose", count=True, envvar="ENVCTL_VERBOSE", help="More detail; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, envvar="ENVCTL_QUIET", help="Only errors and requested output.")
+@click.option("--color/--no-color", default=None, envvar="ENVCTL_COLOR",
+              help="Force colour on or off (NO_COLOR is respected).")
+@click.option("--interactive/--no-interactive", default=None, envvar="ENVCTL_INTERACTIVE",
+              help="Allow prompts (default: only on a terminal, never when CI is set).")
+@click.option("--profile", envvar="ENVCTL_PROFILE", help="AWS profile (default: the standard credential chain).")
+@click.option("--region", envvar="ENVCTL_REGION", help="AWS region (default: the spec's region).")
+@click.option("--endpoint-url", envvar="ENVCTL_ENDPOINT_URL",
+              help="AWS endpoint for emulators (AWS_ENDPOINT_URL is honoured too).")
+@click.option("--sandbox", is_flag=True, envvar="ENVCTL_SANDBOX",
+              help="Use the local sandbox (see `envctl sandbox start`) with its dummy credentials.")
+@click.pass_context
+def cli(ctx: click.Context, **options) -> None:
+    """envctl: whole AWS environments from declarative YAML.
+
+    \b
+    envctl validate                 check every spec, no AWS call
+    envctl diff qa                  what create would change (exit 0 in sync, 2 changes)
+    envctl create qa --yes          make AWS match specs/qa.yaml
+    envctl destroy qa --yes         delete everything tagged as environment qa
+    envctl outputs qa --json        ids, ARNs and URLs for the next CI step
+    """
+    ctx.obj = App(Options(**options))
+
+
+def _register() -> None:
+    from envctl.cli import commands  # noqa: F401  (each module adds its command to `cli`)
+
+
+def main() -> None:
+    """Entry point: user errors are one line and exit 1; bugs get a traceback with -v."""
+    _register()
+    try:
+        cli.main(standalone_mode=False)
+    except Abort as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code if e.exit_code != 2 else 1)
+    except click.exceptions.Abort:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # a bug: say so, traceback with -v
+        if "-v" in sys.argv or "-vv" in sys.argv or "--verbose" in sys.argv:
+            from rich.console import Console
+
+            Console(stderr=True).print_exception(show_locals=False)
+        else:
+            click.echo(f"error: internal error: {type(e).__name__}: {e} (run with -v for the traceback, "
+                       "and please report it)", err=True)
+        sys.exit(1)

@@ -1,0 +1,24 @@
+"""The tags that make a resource envctl's: every create carries them, every delete checks them."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+PROJECT = "envctl:project"
+ENVIRONMENT = "envctl:environment"
+RESOURCE = "envctl:resource"
+OWNERSHIP = (PROJECT, ENVIRONMENT, RESOURCE)
+
+
+def for_resource(project: str, environment: str, address: str, spec_tags: Mapping[str, str]) -> dict[str, str]:
+    tags = dict(spec_tags)
+    tags.update({PROJECT: project, ENVIRONMENT: environment, RESOURCE: address})
+    return tags
+
+
+def is_ours(tags: Mapping[str, str], project: str, environment: str) -> bool:
+    return tags.get(PROJECT) == project and tags.get(ENVIRONMENT) == environment and RESOURCE in tags
+
+
+def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The spec's own tags: everything but envctl's and AWS's reserved ones."""
+    return {k: v for k, v in tags.items() if not k.startswith(("envctl:", "aws:"))}

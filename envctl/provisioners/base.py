@@ -1,0 +1,171 @@
+"""The provisioner interface every resource kind implements, and the helpers they share.
+
+A provisioner is the only place that knows one AWS resource type. It reads live AWS into
+its `Props` model (the same shape `expand` builds from the spec), so that `diff` is a
+plain field comparison, and it creates, updates and deletes exactly what the planner
+decided. It never prints and never decides: the planner and executor do.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from envctl.model.address import Address
+from envctl.model.diff import AttrChange, diff_props
+from envctl.model.graph import Node, Ref, Template, Unknown
+from envctl.model import tags as tagging
+
+
+class Props(BaseModel):
+    """AWS-shaped desired state of one resource. Defaults equal AWS's, so a fresh resource diffs clean."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+Value = str | Ref | Template | Unknown   # a string known now, or provided by other resources
+P = TypeVar("P", bound=Props)
+
+
+@dataclass(frozen=True)
+class Observed(Generic[P]):
+    """A live resource read back from AWS, normalised into its kind's Props."""
+
+    address: Address
+    id: str                                   # what read() and delete() take: vpc-…, a queue URL, a name
+    props: P
+    tags: Mapping[str, str]
+    status: str = "ready"
+    outputs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    create: float = 300
+    update: float = 300
+    delete: float = 300
+
+
+class Clients(Protocol):
+    """What a provisioner needs of the AWS session (envctl.aws.session.AwsSession)."""
+
+    region: str
+
+    def client(self, service: str) -> Any: ...
+
+    def account_id(self) -> str: ...
+
+    def tagged_arns(self, resource_type: str) -> list[tuple[str, dict[str, str]]]: ...
+
+
+@dataclass
+class Ctx:
+    """What every provisioner call gets: the AWS session and the scope it works in."""
+
+    aws: Clients
+    project: str
+    environment: str
+
+    def client(self, service: str) -> Any:
+        return self.aws.client(service)
+
+    @property
+    def region(self) -> str:
+        return self.aws.region
+
+    def scope_filters(self) -> list[dict]:
+        """EC2-style tag filters selecting exactly this environment's resources."""
+        return [{"Name": f"tag:{tagging.PROJECT}", "Values": [self.project]},
+                {"Name": f"tag:{tagging.ENVIRONMENT}", "Values": [self.environment]}]
+
+    def is_ours(self, tags: Mapping[str, str]) -> bool:
+        return tagging.is_ours(tags, self.project, self.environment)
+
+    def client_token(self, address: Address, salt: str = "") -> str:
+        """Idempotency token from environment + address: a retried create is the same create."""
+        import hashlib
+
+        raw = f"{self.project}/{self.environment}/{address}/{salt}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:64]
+
+
+class NotOurs(Exception):
+    """A resource with the name envctl needs exists but is not tagged as this environment's."""
+
+    def __init__(self, address: Address, what: str):
+        self.address = address
+        super().__init__(f"{what} already exists and is not managed by envctl for this environment; "
+                         f"rename it in the spec or remove the existing one")
+
+
+class Provisioner(Generic[P]):
+    """Base class: subclasses set the class attributes and implement the verbs."""
+
+    kind: ClassVar[str]                       # == module name == Address.kind
+    props: ClassVar[type[Props]]
+    replace_on: ClassVar[frozenset[str]] = frozenset()      # fields AWS cannot change in place
+    set_fields: ClassVar[frozenset[str]] = frozenset()      # tuples compared without order
+    stateful: ClassVar[bool] = False                        # databases, tables, buckets
+    delete_before_replace: ClassVar[bool] = True            # the name must stay unique
+    timeouts: ClassVar[Timeouts] = Timeouts()
+
+    # discover everything of this kind tagged for ctx's environment
+    def discover(self, ctx: Ctx) -> Iterable[Observed[P]]:
+        raise NotImplementedError
+
+    def read(self, ctx: Ctx, id: str) -> Observed[P] | None:
+        raise NotImplementedError
+
+    def diff(self, desired: P, observed: Observed[P]) -> list[AttrChange]:
+        return diff_props(desired, observed.props, self.replace_on, self.set_fields)
+
+    def create(self, ctx: Ctx, node: Node) -> str:
+        """Create with tags on the create call; return the id. `node.props` is fully resolved."""
+        raise NotImplementedError
+
+    def update(self, ctx: Ctx, observed: Observed[P], node: Node, changes: list[AttrChange]) -> None:
+        raise NotImplementedError
+
+    def update_tags(self, ctx: Ctx, observed: Observed[P], tags: Mapping[str, str]) -> None:
+        """Make the user tags equal `tags` (envctl's own tags never change)."""
+        raise NotImplementedError
+
+    def delete(self, ctx: Ctx, observed: Observed[P]) -> None:
+        """Delete; a resource already gone is success. The executor checked is_ours before."""
+        raise NotImplementedError
+
+    def wait(self, ctx: Ctx, id: str, until: Literal["ready", "gone"]) -> Observed[P] | None:
+        """Default: resources that are ready as soon as the call returns."""
+        return self.read(ctx, id) if until == "ready" else None
+
+    def outputs(self, observed: Observed[P]) -> Mapping[str, str]:
+        return observed.outputs
+
+
+# ------------------------------------------------------------------ shared helpers
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """{"k": "v"} → [{"Key": "k", "Value": "v"}] (EC2, RDS, IAM, CloudWatch, …)."""
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def tag_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or ()}
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per JSON document, so policies and inputs compare by meaning."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def address_of(tags: Mapping[str, str]) -> Address | None:
+    text = tags.get(tagging.RESOURCE)
+    try:
+        return Address.parse(text) if text else None
+    except ValueError:
+        return None

@@ -1,0 +1,172 @@
+"""moto's server application behind a small WSGI middleware that logs every request.
+
+The same server backs the test suite, the benchmarks and `envctl sandbox start`. The log
+(service, action, mutating or not) lets tests count calls by action, e.g. to prove that a
+second `create` makes no mutating call. Middleware layers (latency, faults) wrap `app`.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+_CREDENTIAL = re.compile(r"Credential=[^/]+/\d+/([^/]+)/([^/]+)/")
+_READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Query", "Scan", "BatchGet", "Search", "Select",
+                  "Receive", "Check", "Validate", "Estimate", "Preview", "Filter", "Test")
+
+SANDBOX_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    action: str
+    region: str
+    mutating: bool
+    status: int = 0
+
+
+def describe_request(environ) -> tuple[str, str, str, bool]:
+    """(service, action, region, mutating) of one AWS request, from its signature and body."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    m = _CREDENTIAL.search(auth)
+    region, service = (m.group(1), m.group(2)) if m else ("", "")
+    method = environ.get("REQUEST_METHOD", "GET")
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    action = ""
+    if target:
+        action = target.rsplit(".", 1)[-1]
+    else:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        action = (query.get("Action") or [""])[0]
+        if not action and method == "POST" and "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = _Replay(body)
+            action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
+    if not action:                                  # REST protocols (S3, Lambda): method + path
+        path = environ.get("PATH_INFO", "/")
+        action = f"{method} {path}"
+        mutating = method not in ("GET", "HEAD")
+    else:
+        mutating = not action.startswith(_READ_PREFIXES)
+    return service, action, region, mutating
+
+
+class _Replay:
+    def __init__(self, body: bytes):
+        import io
+
+        self._io = io.BytesIO(body)
+
+    def read(self, *args):
+        return self._io.read(*args)
+
+    def readline(self, *args):
+        return self._io.readline(*args)
+
+    def __iter__(self):
+        return iter(self._io)
+
+
+class RequestLog:
+    """Every AWS call the server answered, in order. Thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.calls: list[Call] = []
+
+    def add(self, call: Call) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def snapshot(self) -> list[Call]:
+        with self._lock:
+            return list(self.calls)
+
+    def mutating(self) -> list[Call]:
+        return [c for c in self.snapshot() if c.mutating]
+
+    def count(self, action: str) -> int:
+        return sum(1 for c in self.snapshot() if c.action == action)
+
+    def index(self, action: str) -> int:
+        """Position of the first call of `action`; -1 if never called."""
+        return next((i for i, c in enumerate(self.snapshot()) if c.action == action), -1)
+
+
+class LoggingMiddleware:
+    def __init__(self, app, log: RequestLog):
+        self.app = app
+        self.log = log
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/moto-api"):
+            return self.app(environ, start_response)
+        service, action, region, mutating = describe_request(environ)
+        status_holder = {}
+
+        def recording_start(status, headers, exc_info=None):
+            status_holder["status"] = int(status.split()[0])
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, recording_start)
+        self.log.add(Call(service, action, region, mutating, status_holder.get("status", 0)))
+        return body
+
+
+class EmulatedAws:
+    """moto server on 127.0.0.1 in a background thread, with a request log.
+
+    `wrap` takes the logged WSGI app and returns the one to serve (latency, faults).
+    """
+
+    def __init__(self, port: int = 0, wrap=None):
+        from moto.server import DomainDispatcherApplication, create_backend_app
+
+        self.log = RequestLog()
+        self.moto_app = DomainDispatcherApplication(create_backend_app)
+        app = LoggingMiddleware(self.moto_app, self.log)
+        self.app = wrap(app) if wrap else app
+        self._port = port
+        self._server = None
+        self._thread = None
+
+    def start(self) -> "EmulatedAws":
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_request(self, *args, **kwargs):
+                pass
+
+        self._server = make_server("127.0.0.1", self._port, self.app, threaded=True, request_handler=QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.configure({"lambda": {"use_docker": False}})
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()
+        self.configure({"lambda": {"use_docker": False}})
+        self.log.clear()
+
+    def configure(self, config: dict) -> None:
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/config", data=json.dumps(config).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._thread.join(5)
