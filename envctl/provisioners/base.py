@@ -111,6 +111,8 @@ class Provisioner(Generic[P]):
     stateful: ClassVar[bool] = False                        # databases, tables, buckets
     delete_before_replace: ClassVar[bool] = True            # the name must stay unique
     timeouts: ClassVar[Timeouts] = Timeouts()
+    uses: ClassVar[frozenset[str]] = frozenset()            # kinds this kind's props may refer to:
+    #                                                          on delete, users of a kind go first
 
     # discover everything of this kind tagged for ctx's environment
     def discover(self, ctx: Ctx) -> Iterable[Observed[P]]:
@@ -118,6 +120,13 @@ class Provisioner(Generic[P]):
 
     def read(self, ctx: Ctx, id: str) -> Observed[P] | None:
         raise NotImplementedError
+
+    def find(self, ctx: Ctx, node: Node) -> Observed[P] | None:
+        """The live resource for `node`, by its tags or name; used to adopt and after ambiguous failures.
+
+        Kinds override this with a cheaper look-up by name where the API has one.
+        """
+        return next((o for o in self.discover(ctx) if o.address == node.address), None)
 
     def diff(self, desired: P, observed: Observed[P]) -> list[AttrChange]:
         return diff_props(desired, observed.props, self.replace_on, self.set_fields)
