@@ -14,6 +14,9 @@ NOT_FOUND = {
     "InvalidAssociationID.NotFound", "InvalidRoute.NotFound", "InvalidPermission.NotFound",
     "ResourceNotFound", "NoSuchBucketPolicy", "NoSuchLifecycleConfiguration", "ValidationError.NotFound",
     "InvalidParameterValue.NotFound", "ParameterNotFound", "NoSuchConfiguration",
+    "NatGatewayNotFound",
+    "NoSuchTagSet", "NoSuchPublicAccessBlockConfiguration",      # S3: a bucket without that configuration
+    "ServerSideEncryptionConfigurationNotFoundError",
 }
 THROTTLE = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
             "SlowDown", "RequestThrottled", "ProvisionedThroughputExceededException", "PriorRequestNotComplete",
@@ -25,7 +28,8 @@ EVENTUALLY = {"DependencyViolation", "InvalidGroup.InUse", "ResourceInUse", "Res
               "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound",
               "InvalidRouteTableID.NotFound", "InvalidAllocationID.NotFound", "InvalidNatGatewayID.NotFound",
               "InvalidInternetGatewayID.NotFound", "InvalidInstanceID.NotFound", "InvalidParameterValue",
-              "AuthFailure.ServiceLinkedRoleCreationNotPermitted", "InvalidIAMInstanceProfileName"}
+              "AuthFailure.ServiceLinkedRoleCreationNotPermitted", "InvalidIAMInstanceProfileName",
+              "InvalidIPAddress.InUse"}     # an EIP whose deleted NAT gateway has not let go of it yet
 
 
 def error_code(e: BaseException) -> str:
@@ -69,3 +73,66 @@ def is_transient(e: BaseException) -> bool:
 
 def is_eventual(e: BaseException, codes: frozenset[str] | set[str] = frozenset(EVENTUALLY)) -> bool:
     return error_code(e) in codes
+
+
+# Creating what is already there: a taken name or CIDR, an existing route, rule or association.
+ALREADY_EXISTS = {"InvalidGroup.Duplicate", "InvalidSubnet.Conflict", "RouteAlreadyExists",
+                  "InvalidPermission.Duplicate", "Resource.AlreadyAssociated",
+                  "ResourceAlreadyExistsException",                   # CloudWatch Logs
+                  "BucketAlreadyOwnedByYou", "BucketAlreadyExists",   # S3: ours / another account's
+                  "EntityAlreadyExists", "InvalidLaunchTemplateName.AlreadyExistsException",
+                  "AlreadyExists", "DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault",
+                  "DBSubnetGroupAlreadyExists", "DBSubnetGroupAlreadyExistsFault"}  # IAM, EC2, ASG, RDS
+
+
+def is_already_exists(e: BaseException) -> bool:
+    return error_code(e) in ALREADY_EXISTS
+
+
+def is_aws_error(e: BaseException) -> bool:
+    """An error from AWS or from reaching it (not a bug in envctl)."""
+    return isinstance(e, (ClientError, BotoCoreError))
+
+
+def describe(e: BaseException) -> str:
+    """One sentence for the user: the operation, the code and AWS's message."""
+    if isinstance(e, ClientError):
+        op = getattr(e, "operation_name", "") or ""
+        return f"{op}: {message(e)}" if op else message(e)
+    if isinstance(e, (EndpointConnectionError, ConnectionClosedError)):
+        return f"cannot reach the AWS endpoint ({e}); check --endpoint-url, the network, or --sandbox"
+    return str(e)
+
+
+# IAM is eventually consistent: a role or instance profile just created may be refused for a
+# while by the services that use it (TF retries these for 2 minutes). Matched on the message,
+# since the codes (InvalidParameterValue…) also mean genuinely invalid parameters.
+IAM_PROPAGATION_MESSAGES = (
+    "cannot be assumed by lambda",                    # Lambda CreateFunction: role not visible yet
+    "iaminstanceprofile",                             # EC2: Value (…) for parameter iamInstanceProfile.name is invalid
+    "invalid iam instance profile",                   # EC2 / autoscaling
+    "not authorized to perform: sts:assumerole",      # a service assuming a brand-new role
+)
+# Codes in EVENTUALLY that also mean "your parameter is wrong": temporary only for IAM propagation.
+PARAMETER_CODES = {"InvalidParameterValue", "InvalidParameterValueException"}
+
+
+def is_iam_propagation(e: BaseException) -> bool:
+    text = message(e).lower()
+    return isinstance(e, ClientError) and any(m in text for m in IAM_PROPAGATION_MESSAGES)
+
+
+def clears_with_time(e: BaseException) -> bool:
+    """Eventual consistency or a dependency still going away: retrying later may succeed."""
+    code = error_code(e)
+    if code in PARAMETER_CODES:
+        return is_iam_propagation(e)
+    return code in EVENTUALLY or is_iam_propagation(e)
+
+
+def is_ambiguous(e: BaseException) -> bool:
+    """The call may have taken effect although it failed: the connection dropped after sending,
+    or the service answered 5xx. A create must look before it tries again."""
+    if isinstance(e, (ConnectionClosedError, ReadTimeoutError)):
+        return True
+    return isinstance(e, ClientError) and http_status(e) >= 500

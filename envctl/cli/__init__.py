@@ -54,7 +54,9 @@ def main() -> None:
     """Entry point: user errors are one line and exit 1; bugs get a traceback with -v."""
     _register()
     try:
-        cli.main(standalone_mode=False)
+        # standalone_mode=False returns an Exit's code instead of raising it
+        code = cli.main(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except Abort as e:
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 
 class Abort(click.exceptions.Exit):
@@ -37,7 +38,7 @@ class App:
         self.options = options
         no_color = options.color is False or (options.color is None and "NO_COLOR" in os.environ)
         self.console = Console(no_color=no_color, force_terminal=True if options.color else None,
-                               highlight=False, soft_wrap=False)
+                               highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, no_color=no_color, force_terminal=True if options.color else None,
                            highlight=False, soft_wrap=True)
 
@@ -70,11 +71,11 @@ class App:
             self.console.print(*args, **kwargs)
 
     def abort(self, message: str, code: int = 1) -> NoReturn:
-        self.err.print(f"[bold red]error:[/] {message}")
+        self.err.print(f"[bold red]error:[/] {escape(message)}", emoji=False)
         raise Abort(code)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {message}")
+        self.err.print(f"[yellow]warning:[/] {escape(message)}", emoji=False)
 
     # ---- the layers below
     def load_spec(self, env: str, name: str | None = None):
@@ -89,7 +90,8 @@ class App:
 
     def show_spec_error(self, error) -> None:
         for problem in error.problems:
-            self.err.print(f"[bold red]error:[/] {problem}", markup=True, highlight=False)
+            # The problem is the user's text: no markup or :emoji: codes in it (a tag key "envctl:x:").
+            self.err.print(f"[bold red]error:[/] {escape(str(problem))}", markup=True, highlight=False, emoji=False)
 
     def session(self, spec=None, region: str | None = None):
         """An AWS session for `spec`; refuses, before any other call, a foreign account."""

@@ -1,0 +1,1 @@
+"""Presentation: plans, progress and results for people (rich) and machines (JSON)."""

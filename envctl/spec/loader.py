@@ -57,6 +57,9 @@ def _compose(text: str, shown: str):
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
         problem = (e.problem or "invalid YAML").strip()
+        if e.context and e.context_mark and e.context_mark.line + 1 != line:
+            # "found unexpected end of stream" is found far from its cause: say where that began.
+            problem += f" ({e.context.strip()} at line {e.context_mark.line + 1})"
         raise SpecError([Problem(shown, line, "", f"invalid YAML: {problem}")]) from None
     except yaml.YAMLError as e:
         raise SpecError([Problem(shown, 1, "", f"invalid YAML: {e}")]) from None

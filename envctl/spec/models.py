@@ -279,7 +279,9 @@ class Table(Model):
     point_in_time_recovery: bool = False
     deletion_protection: bool | None = Field(None, description="default: true in a protected environment")
 
-    _keys = field_validator("partition_key", "sort_key", mode="before")(classmethod(lambda cls, v: _key(v)))
+    # A key is its name ("id") or {name, type}; the schema says so too.
+    _keys = field_validator("partition_key", "sort_key", mode="before",
+                            json_schema_input_type=str | KeyAttribute)(classmethod(lambda cls, v: _key(v)))
 
     @model_validator(mode="after")
     def _capacity(self):
@@ -479,16 +481,29 @@ class Schedule(Model):
     send: SendToQueue
     enabled: bool = True
 
+    # Field validators, so that a bad expression points at its own line.
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v):
+        from envctl.spec.schedule import check_cron
+
+        if v is not None:
+            check_cron(v)
+        return v
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, v):
+        from envctl.spec.schedule import check_rate
+
+        if v is not None:
+            check_rate(v)
+        return v
+
     @model_validator(mode="after")
     def _expression(self):
-        from envctl.spec.schedule import check_cron, check_rate
-
         if (self.cron is None) == (self.rate is None):
             raise ValueError("give cron or rate (exactly one)")
-        if self.cron is not None:
-            check_cron(self.cron)
-        else:
-            check_rate(self.rate)
         return self
 
     @property

@@ -45,9 +45,13 @@ class Spec:
 
 
 def environments(specs_dir: Path) -> list[str]:
-    """Every environment in a folder: each *.yaml that no other file extends."""
+    """Every environment in a folder: each *.yaml that no other file extends.
+
+    Files that extend each other in a cycle are all "extended"; the first of each cycle is
+    listed anyway, so that validating the folder reports the cycle instead of nothing.
+    """
     files = sorted(specs_dir.glob("*.yaml")) + sorted(specs_dir.glob("*.yml"))
-    extended: set[Path] = set()
+    parents: dict[Path, Path] = {}
     for f in files:
         try:
             data, _ = read_file(f)
@@ -55,8 +59,23 @@ def environments(specs_dir: Path) -> list[str]:
             continue
         parent = data.get("extends")
         if isinstance(parent, str):
-            extended.add((f.parent / parent).resolve())
-    return [f.stem for f in files if f.resolve() not in extended]
+            parents[f.resolve()] = (f.parent / parent).resolve()
+    extended = set(parents.values())
+
+    def chain(f: Path) -> list[Path]:
+        seen = [f]
+        while seen[-1] in parents and parents[seen[-1]] not in seen:
+            seen.append(parents[seen[-1]])
+        return seen
+
+    listed = [f.resolve() for f in files if f.resolve() not in extended]
+    reached = {p for f in listed for p in chain(f)}
+    for f in files:
+        seen = chain(f.resolve())
+        if seen[0] not in reached and parents.get(seen[-1]) == seen[0]:   # f starts a cycle nobody reaches
+            listed.append(seen[0])
+            reached.update(seen)
+    return [f.stem for f in files if f.resolve() in listed]
 
 
 def spec_path(specs_dir: Path, env: str) -> Path:
@@ -79,7 +98,7 @@ def load(specs_dir: Path, env: str, name: str | None = None) -> Spec:
     try:
         model = EnvironmentSpec.model_validate(document.data)
     except ValidationError as e:
-        raise SpecError([_problem(document, err) for err in e.errors()]) from None
+        raise SpecError(_problems(document, e.errors())) from None
     spec = Spec(name=name or document.name, model=model, document=document)
     problems = list(_cross_checks(spec))
     if problems:
@@ -89,19 +108,38 @@ def load(specs_dir: Path, env: str, name: str | None = None) -> Spec:
 
 # ---------------------------------------------------------------- pydantic → Problem
 
+def _problems(doc: Document, errors: list[dict]) -> list[Problem]:
+    problems = [_problem(doc, err) for err in errors]
+    # "form: unknown key; did you mean 'from'?" already says it: drop "from: required key is missing".
+    suggested = {_sibling(p.path, p.message.split("'")[1]) for p in problems
+                 if p.message.startswith("unknown key; did you mean")}
+    return [p for p in problems if not (p.message == "required key is missing" and p.path in suggested)]
+
+
+def _sibling(path: str, name: str) -> str:
+    parent = path.rpartition(".")[0]
+    return f"{parent}.{name}" if parent else name
+
+
 def _problem(doc: Document, err: dict) -> Problem:
-    loc = tuple(err["loc"])
     kind = err["type"]
     msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if loc and loc[-1] == "[key]":
-        loc = loc[:-1]
-        path = loc
-        file, line = doc.mark(path)
-        bad = loc[-1] if loc else "?"
-        return Problem(file, line, _dotted(loc), f"invalid name {bad!r}: use lowercase letters, digits and dashes")
-    # Unions (int | None, ...) add the tried type to the location: drop it.
-    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("function-after", "str", "int"))))
+    loc = _data_path(doc.data, tuple(err["loc"]))
     file, line = doc.mark(loc)
+    if loc and loc[-1] == "[key]":
+        # A mapping key (a resource's name, a tag key) was refused: point at the key itself.
+        loc = loc[:-1]
+        file, line = doc.mark(loc)
+        bad = loc[-1] if loc else "?"
+        if kind == "string_pattern_mismatch" and "a-z0-9" in str(err.get("ctx", {}).get("pattern", "")):
+            return Problem(file, line, _dotted(loc), f"invalid name {bad!r}: use lowercase letters, digits and "
+                                                     "dashes, starting and ending with a letter or digit")
+        if kind == "string_too_long":
+            return Problem(file, line, _dotted(loc), f"the name {bad!r} is {len(str(bad))} characters, "
+                                                     f"over the limit of {err['ctx']['max_length']}")
+        if kind == "value_error":
+            return Problem(file, line, _dotted(loc), msg)
+        return Problem(file, line, _dotted(loc), f"invalid key {bad!r}: {_sentence(msg)}")
     if kind == "extra_forbidden":
         siblings = _fields_at(loc[:-1])
         hint = _did_you_mean(str(loc[-1]), siblings)
@@ -118,6 +156,27 @@ def _problem(doc: Document, err: dict) -> Problem:
     if kind == "literal_error":
         return Problem(file, line, _dotted(loc), f"{err['input']!r} is not allowed; {_sentence(msg)}")
     return Problem(file, line, _dotted(loc), _sentence(msg) if msg else kind)
+
+
+def _data_path(data: Any, loc: tuple) -> tuple:
+    """pydantic's error location without the type tags it adds for unions ("int", "function-after[…]").
+
+    Each part is kept if it names a key or index of the user's data; a part the data does
+    not have is kept only at the end (a missing or unknown key), or when it is a key marker.
+    """
+    path: list = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif part == "[key]" or i == len(loc) - 1:
+            node = None
+        else:
+            continue                                  # a type tag of a union: not the user's key
+        path.append(part)
+    return tuple(path)
 
 
 def _sentence(msg: str) -> str:
@@ -218,7 +277,9 @@ def _cross_checks(spec: Spec):
             if p:
                 yield p
 
-    # security groups: sources/targets are CIDRs, group names or self; no reference cycles
+    # security groups: they live in the VPC; sources/targets are CIDRs, group names or self; no cycles
+    if m.security_groups and m.network is None:
+        yield problem(("security_groups",), "security groups live in the VPC: add a network: section")
     edges: dict[str, set[str]] = {}
     for gname, group in m.security_groups.items():
         edges[gname] = set()
@@ -318,10 +379,6 @@ def _cross_checks(spec: Spec):
             if key in RESERVED_LAMBDA_ENV:
                 yield problem(path, f"{key} is reserved by Lambda")
             yield from _spec_refs(spec, path, value, problem)
-
-    for gname, group in m.log_groups.items():
-        for fname, f in group.metric_filters.items():
-            pass
 
     for aname, alarm in m.alarms.items():
         base = ("alarms", aname)

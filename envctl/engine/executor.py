@@ -1,0 +1,466 @@
+"""The executor: carry out exactly the Plan the user saw, in dependency order, in parallel.
+
+A ready queue, not batches: each step starts as soon as the steps it waits for are done,
+on a bounded thread pool. The steps of a plan:
+
+- CREATE / UPDATE: one step, after the creates/updates/replacements of the node's deps;
+- DELETE: one step, after every resource that may use it is gone or has moved away
+  (desired graph edges reversed where both ends are in the graph, else the kinds' static
+  `uses` table, own kind ignored);
+- REPLACE: two steps, "remove" (the old one) and "create" (the new one), ordered by the
+  kind's `delete_before_replace`; a create-first replacement removes the old resource only
+  after its users have moved to the new one.
+NOOPs are done from the start and provide their observed outputs to Refs.
+
+Before touching an existing resource the executor reads it again: it refuses a resource
+that is not tagged as this environment's, and one that changed since the plan was made
+("changed since plan; run diff again"). Each provisioner call is retried while its error is
+temporary (engine/retry.py); a create that failed ambiguously (5xx, dropped connection)
+looks for what it may have created before trying again. A failed step skips everything
+that waits for it; independent work carries on. Setting `stop` (Ctrl-C) starts no new
+work, lets calls in flight finish, and reports the rest as not started.
+
+Progress goes only through `on_event` (engine/events.py), one event at a time.
+"""
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import Enum
+
+from envctl.aws import errors
+from envctl.engine import retry
+from envctl.engine.events import Done, Failed, Skipped, Started, Waiting
+from envctl.engine.waiters import WaitFailed
+from envctl.model.address import Address
+from envctl.model.graph import Graph, Node, Ref, resolve, topological
+from envctl.plan.changes import Action, Plan, ResourceChange
+from envctl.plan.planner import comparable_tags, kind_uses, provisioner_lookup, tag_change
+from envctl.provisioners.base import Ctx, NotOurs, Observed, Provisioner
+
+
+class State(str, Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    REPLACED = "replaced"
+    DELETED = "deleted"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    NOT_STARTED = "not started"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+SUCCESS = frozenset({State.CREATED, State.UPDATED, State.REPLACED, State.DELETED, State.UNCHANGED})
+_DONE = {Action.CREATE: State.CREATED, Action.UPDATE: State.UPDATED, Action.REPLACE: State.REPLACED,
+         Action.DELETE: State.DELETED}
+_VERBING = {Action.CREATE: "creating", Action.UPDATE: "updating", Action.REPLACE: "replacing",
+            Action.DELETE: "deleting"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one resource. `error` keeps the exception of a failure (for -v)."""
+
+    address: Address
+    action: Action
+    state: State
+    id: str | None = None
+    message: str | None = None
+    seconds: float = 0.0
+    error: BaseException | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Result:
+    outcomes: dict[Address, Outcome]            # every resource of the plan, in plan order
+    outputs: dict[Address, dict[str, str]]      # every resource known now (created, updated, untouched)
+    interrupted: bool                           # stopped with work not started
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(o.state in SUCCESS for o in self.outcomes.values())
+
+    def by_state(self, state: State) -> list[Outcome]:
+        return [o for o in self.outcomes.values() if o.state is state]
+
+
+class Refused(Exception):
+    """The executor will not act: the live resource is not what the plan showed, or not ours."""
+
+
+def execute(plan: Plan, desired: Graph, observed: Mapping[Address, Observed], ctx: Ctx, *,
+            parallelism: int = 10, on_event: Callable[[object], None] = lambda e: None,
+            stop: threading.Event | None = None, provisioners: Mapping[str, Provisioner] | None = None,
+            retry_window_s: float = retry.DEFAULT_WINDOW_S, sleep: Callable[[float], None] = time.sleep) -> Result:
+    """Execute `plan`, made by `planner.plan(desired, observed)`; never raises for a failed change.
+
+    `desired` may be an empty Graph (destroy without a spec); `provisioners` (kind →
+    provisioner) replaces the registry in tests; `sleep` is what retries sleep with.
+    """
+    run = _Run(plan, desired, observed, ctx, provisioner_lookup(provisioners), on_event, retry_window_s, sleep)
+    return run.execute(max(1, parallelism), stop or threading.Event())
+
+
+# ------------------------------------------------------------------ private
+
+REMOVE, APPLY, CREATE_NEW = "remove", "apply", "create"   # step phases; REPLACE has remove + create
+Key = tuple[Address, str]
+
+
+@dataclass(eq=False)
+class _Step:
+    change: ResourceChange
+    phase: str
+    order: int
+    waits: set[Key] = field(default_factory=set)
+
+    @property
+    def key(self) -> Key:
+        return (self.change.address, self.phase)
+
+
+@dataclass(frozen=True)
+class _Finish:
+    ok: bool
+    id: str | None = None
+    message: str | None = None
+    outputs: Mapping[str, str] | None = None      # new outputs of the address; None: keep
+    gone: bool = False                            # the address no longer exists
+    error: BaseException | None = None
+
+
+class _ReadyQueue:
+    """Which steps may start: those whose waits are all done; ordered by plan position."""
+
+    def __init__(self, steps: dict[Key, _Step]):
+        self.steps = steps
+        self.remaining = {k: set(s.waits) for k, s in steps.items()}
+        self.users: dict[Key, set[Key]] = {k: set() for k in steps}
+        for k, s in steps.items():
+            for w in s.waits:
+                self.users[w].add(k)
+        self.finished: set[Key] = set()
+        self._ready = [(s.order, k[1], k) for k, s in steps.items() if not s.waits]
+        heapq.heapify(self._ready)
+
+    def has_ready(self) -> bool:
+        while self._ready and self._ready[0][2] in self.finished:     # skipped after it became ready
+            heapq.heappop(self._ready)
+        return bool(self._ready)
+
+    def pop(self) -> Key:
+        key = heapq.heappop(self._ready)[2]
+        return key
+
+    def succeed(self, key: Key) -> bool:
+        """Mark done, release its users; True when it was its address's last step."""
+        self.finished.add(key)
+        for u in self.users[key]:
+            self.remaining[u].discard(key)
+            if not self.remaining[u] and u not in self.finished:
+                heapq.heappush(self._ready, (self.steps[u].order, u[1], u))
+        return all(k in self.finished for k in self.steps if k[0] == key[0])
+
+    def fail(self, key: Key) -> list[tuple[Key, Key]]:
+        """Mark failed; every step waiting for it, directly or not, is skipped: [(skipped, cause)]."""
+        self.finished.add(key)
+        skipped = []
+        todo = [(u, key) for u in sorted(self.users[key])]
+        while todo:
+            u, cause = todo.pop(0)
+            if u in self.finished:
+                continue
+            self.finished.add(u)
+            skipped.append((u, cause))
+            todo.extend((v, u) for v in sorted(self.users[u]))
+        return skipped
+
+    def unfinished(self) -> list[Key]:
+        return sorted((k for k in self.steps if k not in self.finished), key=lambda k: self.steps[k].order)
+
+
+class _Run:
+    def __init__(self, plan: Plan, desired: Graph, observed: Mapping[Address, Observed], ctx: Ctx,
+                 get: Callable[[str], Provisioner], on_event, retry_window_s: float, sleep):
+        self.plan = plan
+        self.desired = desired
+        self.observed = observed
+        self.ctx = ctx
+        self.get = get
+        self.retry_window_s = retry_window_s
+        self.sleep = sleep
+        self._on_event = on_event
+        self._event_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self.outputs: dict[Address, dict[str, str]] = {a: dict(get(a.kind).outputs(o)) for a, o in observed.items()}
+        self.outcomes: dict[Address, Outcome] = {}
+        self.started: dict[Address, float] = {}
+        self.steps = self._steps()
+
+    # ---- the loop
+    def execute(self, parallelism: int, stop: threading.Event) -> Result:
+        begin = time.monotonic()
+        queue = _ReadyQueue(self.steps)
+        for change in self.plan.changes:
+            if change.action in (Action.NOOP, Action.ORPHAN):
+                self._outcome(change, State.UNCHANGED, id=change.id)
+            elif change.blocked is not None:
+                self._outcome(change, State.SKIPPED, id=change.id, message=f"blocked: {change.blocked}")
+                self._emit(Skipped(change.address, f"blocked: {change.blocked}"))
+        # Blocked deletes never run: what must wait for them cannot run either.
+        for key in [k for k, s in self.steps.items() if s.change.blocked is not None]:
+            self._skip(queue.fail(key), "is blocked")
+
+        running: dict[Future, Key] = {}
+        pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="envctl")
+        try:
+            while True:
+                while len(running) < parallelism and not stop.is_set() and queue.has_ready():
+                    step = self.steps[queue.pop()]
+                    if step.change.address not in self.started:
+                        self.started[step.change.address] = time.monotonic()
+                        self._emit(Started(step.change.address, step.change.action))
+                    running[pool.submit(self._run, step)] = step.key
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: self.steps[running[f]].order):
+                    self._finished(self.steps[running.pop(future)], future.result(), queue)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)     # a second Ctrl-C: leave now
+            raise
+        pool.shutdown(wait=True)
+
+        not_started = queue.unfinished()
+        for key in not_started:
+            change = self.steps[key].change
+            if change.address not in self.outcomes:
+                why = f"stopped before it started{_half_done(change, queue)}"
+                self._outcome(change, State.NOT_STARTED, id=change.id, message=why)
+                self._emit(Skipped(change.address, f"not started: {why}"))
+        outcomes = {c.address: self.outcomes[c.address] for c in self.plan.changes}
+        with self._lock:
+            outputs = {a: dict(o) for a, o in self.outputs.items()}
+        return Result(outcomes, outputs, bool(not_started), time.monotonic() - begin)
+
+    def _finished(self, step: _Step, result: _Finish, queue: "_ReadyQueue") -> None:
+        address = step.change.address
+        if not result.ok:
+            if address not in self.outcomes:
+                self._failed(step.change, result)
+            self._skip(queue.fail(step.key), "failed")
+            return
+        with self._lock:
+            if result.gone:
+                self.outputs.pop(address, None)
+            elif result.outputs is not None:
+                self.outputs[address] = dict(result.outputs)
+        if queue.succeed(step.key):
+            self._succeeded(step.change, result)
+
+    def _skip(self, skipped: list[tuple[Key, Key]], why: str) -> None:
+        for key, cause in skipped:
+            change = self.steps[key].change
+            if change.address not in self.outcomes:        # the other half of a failed replace says nothing
+                reason = f"waits for {cause[0]}, which {why}"
+                self._outcome(change, State.SKIPPED, id=change.id, message=reason)
+                self._emit(Skipped(change.address, reason))
+
+    # ---- building the steps
+    def _steps(self) -> dict[Key, _Step]:
+        steps: dict[Key, _Step] = {}
+        for order, c in enumerate(self.plan.changes):
+            if c.action in (Action.CREATE, Action.UPDATE) and c.blocked is None:
+                steps[(c.address, APPLY)] = _Step(c, APPLY, order)
+            elif c.action is Action.DELETE:
+                steps[(c.address, REMOVE)] = _Step(c, REMOVE, order)      # blocked ones too: they hold others
+            elif c.action is Action.REPLACE and c.blocked is None:
+                steps[(c.address, REMOVE)] = _Step(c, REMOVE, order)
+                steps[(c.address, CREATE_NEW)] = _Step(c, CREATE_NEW, order)
+
+        def creating(a: Address) -> Key | None:
+            return next((k for k in ((a, APPLY), (a, CREATE_NEW)) if k in steps), None)
+
+        def removing(a: Address) -> Key | None:
+            return (a, REMOVE) if (a, REMOVE) in steps else None
+
+        def uses(user: Address, used: Address) -> bool:
+            if user in self.desired and used in self.desired:
+                return used in self.desired[user].deps
+            return kind_uses(self.get, user, used)
+
+        addresses = [c.address for c in self.plan.changes]
+        for (a, phase), step in steps.items():
+            if phase in (APPLY, CREATE_NEW):
+                for d in self.desired[a].deps:
+                    if creating(d):
+                        step.waits.add(creating(d))
+            if step.change.action is Action.REPLACE:
+                first_remove = self.get(a.kind).delete_before_replace
+                if phase == CREATE_NEW and first_remove:
+                    step.waits.add((a, REMOVE))
+                if phase == REMOVE and not first_remove:
+                    step.waits.add((a, CREATE_NEW))
+            if phase == REMOVE:
+                removed_first = step.change.action is Action.REPLACE and self.get(a.kind).delete_before_replace
+                for u in addresses:
+                    if u == a or not uses(u, a):
+                        continue
+                    if removing(u):
+                        step.waits.add(removing(u))           # users go first
+                    if creating(u) and not removed_first:
+                        step.waits.add(creating(u))           # users move away first
+        topological(steps, {k: s.waits for k, s in steps.items()})   # CycleError: a bug in a `uses` table
+        return steps
+
+    # ---- one step, on a worker thread
+    def _run(self, step: _Step) -> _Finish:
+        c = step.change
+        try:
+            if step.phase == REMOVE:
+                return self._remove(step)
+            if c.action is Action.UPDATE:
+                return self._update(step)
+            return self._create(step)
+        except Exception as e:  # noqa: BLE001 — every failure is reported against its resource
+            return _Finish(False, message=f"{_VERBING[c.action]} {c.kind} ({c.address}): {_detail(e)}", error=e)
+
+    def _create(self, step: _Step) -> _Finish:
+        c = step.change
+        p = self.get(c.kind)
+        node = self._resolved(c.address)
+        ambiguous = False
+
+        def attempt() -> str:
+            nonlocal ambiguous
+            if ambiguous:       # the last call may have created it: adopt rather than duplicate
+                found = p.find(self.ctx, node)
+                if found is not None and found.id != c.id:
+                    if not self.ctx.is_ours(found.tags):
+                        raise NotOurs(c.address, f"{c.kind} {node.physical_name}")
+                    return found.id
+            try:
+                return p.create(self.ctx, node)
+            except Exception as e:
+                ambiguous = ambiguous or errors.is_ambiguous(e)
+                raise
+
+        new_id = self._call(c.address, attempt)
+        ready = self._call(c.address, lambda: p.wait(self.ctx, new_id, "ready"))
+        if ready is None:
+            raise Refused(f"{c.kind} {new_id} was created but cannot be read back")
+        return _Finish(True, new_id, outputs=p.outputs(ready))
+
+    def _update(self, step: _Step) -> _Finish:
+        c = step.change
+        p = self.get(c.kind)
+        live = self._live(step)
+        if live is None:
+            raise Refused("it no longer exists (changed since plan); run diff again")
+        node = self._resolved(c.address)
+        changes = list(p.diff(node.props, live))
+        planned = {ch.path for ch in c.changes}
+        unexpected = [ch.path for ch in changes if ch.path not in planned or ch.forces_replace]
+        if unexpected:
+            raise Refused(f"changed since plan ({', '.join(unexpected)}); run diff again")
+        if changes:
+            self._call(c.address, lambda: p.update(self.ctx, live, node, changes))
+        if tag_change(node, live.tags) is not None:
+            self._call(c.address, lambda: p.update_tags(self.ctx, live, node.tags))
+        ready = self._call(c.address, lambda: p.wait(self.ctx, live.id, "ready"))
+        if ready is None:
+            raise Refused(f"{c.kind} {live.id} disappeared while being updated")
+        return _Finish(True, live.id, outputs=p.outputs(ready))
+
+    def _remove(self, step: _Step) -> _Finish:
+        c = step.change
+        p = self.get(c.kind)
+        live = self._live(step)
+        if live is not None:
+            self._call(c.address, lambda: p.delete(self.ctx, live))
+            self._call(c.address, lambda: p.wait(self.ctx, live.id, "gone"))
+        message = None if live is not None else "already gone"
+        # The old half of a replacement keeps the address's outputs (the new one sets them).
+        return _Finish(True, c.id, message=message, gone=c.action is Action.DELETE)
+
+    def _live(self, step: _Step) -> Observed | None:
+        """Read the resource again; refuse if it is not ours or not what the plan saw."""
+        c = step.change
+        p = self.get(c.kind)
+        live = self._call(c.address, lambda: p.read(self.ctx, c.id))
+        if live is None:
+            return None
+        if not self.ctx.is_ours(live.tags):
+            raise Refused(f"{c.kind} {c.id} is not tagged as this environment's; refusing to touch it")
+        seen = self.observed.get(c.address)
+        if seen is not None:
+            name = c.physical_name
+            if p.diff(seen.props, live) or comparable_tags(seen.tags, name) != comparable_tags(live.tags, name):
+                raise Refused("changed since plan; run diff again")
+        return live
+
+    def _resolved(self, address: Address) -> Node:
+        node = self.desired[address]
+
+        def lookup(ref: Ref):
+            with self._lock:
+                value = self.outputs.get(ref.address, {}).get(ref.attr)
+            if value is None:
+                raise Refused(f"{ref} is not known: {ref.address} provides no {ref.attr!r}")
+            return value
+
+        return Node(node.address, resolve(node.props, lookup), node.physical_name, node.tags, node.extra_deps)
+
+    def _call(self, address: Address, fn):
+        def on_retry(attempt: int, error: BaseException, delay: float) -> None:
+            self._emit(Waiting(address, f"retrying in {delay:.0f}s after {errors.message(error)}"))
+
+        return retry.retry(fn, deadline_s=self.retry_window_s, on_retry=on_retry, sleep=self.sleep)
+
+    # ---- outcomes and events (main thread)
+    def _seconds(self, address: Address) -> float:
+        return time.monotonic() - self.started.get(address, time.monotonic())
+
+    def _succeeded(self, change: ResourceChange, result: _Finish) -> None:
+        seconds = self._seconds(change.address)
+        self._outcome(change, _DONE[change.action], id=result.id, message=result.message, seconds=seconds)
+        self._emit(Done(change.address, change.action, result.id, seconds))
+
+    def _failed(self, change: ResourceChange, result: _Finish) -> None:
+        self._outcome(change, State.FAILED, id=change.id, message=result.message,
+                      seconds=self._seconds(change.address), error=result.error)
+        self._emit(Failed(change.address, change.action, result.message or "failed"))
+
+    def _outcome(self, change: ResourceChange, state: State, **kw) -> None:
+        self.outcomes[change.address] = Outcome(change.address, change.action, state, **kw)
+
+    def _emit(self, event) -> None:
+        with self._event_lock:
+            self._on_event(event)
+
+
+def _half_done(change: ResourceChange, queue: _ReadyQueue) -> str:
+    if change.action is not Action.REPLACE:
+        return ""
+    if (change.address, REMOVE) in queue.finished:
+        return " (half done: the old one is deleted, the new one not created)"
+    if (change.address, CREATE_NEW) in queue.finished:
+        return " (half done: the new one exists, the old one is not deleted yet)"
+    return ""
+
+
+def _detail(e: BaseException) -> str:
+    """The why of a failure: AWS's code and message, our own refusal, or (a bug) the exception."""
+    if errors.is_aws_error(e):
+        return errors.message(e)
+    if isinstance(e, (Refused, NotOurs, WaitFailed, TimeoutError, retry.Temporary, retry.Permanent)):
+        return str(e)
+    return f"{type(e).__name__}: {e}"

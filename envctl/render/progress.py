@@ -1,0 +1,80 @@
+"""Executor events → live progress: a rich live view on a terminal, plain lines otherwise.
+
+Finished resources are printed as lines (so logs keep them); on a terminal the resources
+in flight are shown below them with their state and elapsed time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from envctl.engine import events
+
+VERB_ING = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting"}
+VERB_ED = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+
+
+class Progress:
+    def __init__(self, console: Console, *, live: bool):
+        self.console = console
+        self._lock = threading.Lock()
+        self._inflight: dict[str, tuple[str, float]] = {}      # address → (state, started)
+        self._live = Live(console=console, refresh_per_second=8, transient=True,
+                          get_renderable=self._renderable) if live else None
+
+    def __enter__(self) -> "Progress":
+        if self._live:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live:
+            self._live.stop()
+
+    def __call__(self, event) -> None:
+        with self._lock:
+            self._handle(event)
+
+    def _handle(self, event) -> None:
+        address = str(event.address)
+        if isinstance(event, events.Started):
+            action = str(getattr(event.action, "value", event.action))
+            state = VERB_ING.get(action, action)
+            self._inflight[address] = (state, time.monotonic())
+            if not self._live:
+                self.console.print(f"  {state:<10} {address}")
+        elif isinstance(event, events.Waiting):
+            _, started = self._inflight.get(address, ("", time.monotonic()))
+            self._inflight[address] = (f"waiting: {event.status}", started)
+            if not self._live:
+                self.console.print(f"  {'waiting':<10} {address}  ({event.status})")
+        elif isinstance(event, events.Done):
+            self._inflight.pop(address, None)
+            action = str(getattr(event.action, "value", event.action))
+            ident = f"  {event.id}" if event.id else ""
+            self.console.print(Text.assemble(("✓ ", "green"), (f"{VERB_ED.get(action, action):<10}", "green"),
+                                             f" {address}", (f"{ident}  ({event.seconds:.1f}s)", "dim")))
+        elif isinstance(event, events.Failed):
+            self._inflight.pop(address, None)
+            self.console.print(Text.assemble(("✗ ", "bold red"), (f"{'failed':<10}", "bold red"),
+                                             f" {address}  ", (event.message, "red")))
+        elif isinstance(event, events.Skipped):
+            self._inflight.pop(address, None)
+            self.console.print(Text.assemble(("- ", "yellow"), (f"{'skipped':<10}", "yellow"),
+                                             f" {address}  ", (event.reason, "dim")))
+
+    def _renderable(self):
+        with self._lock:
+            rows = sorted(self._inflight.items())
+        table = Table(box=None, show_header=False, pad_edge=False)
+        now = time.monotonic()
+        for address, (state, started) in rows:
+            table.add_row(Spinner("dots", style="cyan"), Text(state, style="cyan"), address,
+                          Text(f"{now - started:.0f}s", style="dim"))
+        return Group(table)

@@ -1,0 +1,345 @@
+"""The executor with fake kinds over an in-memory cloud: order, bounds, failures, refusals, retries."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from envctl.engine import events
+from envctl.engine.executor import State, execute
+from envctl.model.address import Address
+from envctl.model.graph import Graph, Ref
+from envctl.plan.changes import Action
+from envctl.plan.planner import destroy_plan, plan
+from envctl.provisioners.base import Ctx
+from tests.engine.fakes import (ENV, PROJECT, BoxProps, CreateFirstBox, FakeCloud, NetProps, StoreProps,
+                                aws_error, graph, kinds, node, our_tags)
+
+A = Address.parse
+
+
+def ref(address: str, attr: str = "id") -> Ref:
+    return Ref(A(address), attr)
+
+
+class World:
+    """A fake cloud, its kinds, and the plan → execute round trip the CLI makes."""
+
+    def __init__(self, box=None):
+        self.cloud = FakeCloud()
+        self.kinds = kinds(self.cloud, **({"box": box} if box else {}))
+        self.ctx = Ctx(aws=None, project=PROJECT, environment=ENV)
+        self.events: list = []
+        self.sleeps: list[float] = []
+
+    def observed(self):
+        return {o.address: o for p in self.kinds.values() for o in p.discover(self.ctx)}
+
+    def plan(self, desired: Graph, **options):
+        return plan(desired, self.observed(), provisioners=self.kinds, **options)
+
+    def apply(self, desired: Graph, the_plan=None, observed=None, **options):
+        observed = self.observed() if observed is None else observed
+        the_plan = the_plan or plan(desired, observed, provisioners=self.kinds)
+        return execute(the_plan, desired, observed, self.ctx, provisioners=self.kinds, on_event=self.events.append,
+                       sleep=self.sleeps.append, **options)
+
+    def props(self, address: str):
+        (r,) = [r for r in self.cloud.records.values() if r.address == A(address)]
+        return r.props
+
+    def ident(self, address: str) -> str:
+        (i,) = [i for i, r in self.cloud.records.items() if r.address == A(address)]
+        return i
+
+
+def stack(n_boxes: int = 1) -> Graph:
+    """net/main ← box/b0…  ← store/data (on box/b0)."""
+    nodes = [node("net/main", NetProps(cidr="10.0.0.0/16"))]
+    nodes += [node(f"box/b{i}", BoxProps(net_id=ref("net/main"))) for i in range(n_boxes)]
+    nodes.append(node("store/data", StoreProps(name="data", box_id=ref("box/b0"))))
+    return graph(*nodes)
+
+
+def test_creates_in_dependency_order_with_refs_resolved():
+    w = World()
+    result = w.apply(stack())
+    assert result.ok and not result.interrupted
+    assert w.cloud.verbs("create") == ["net/main", "box/b0", "store/data"]
+    net_id, box_id = w.ident("net/main"), w.ident("box/b0")
+    assert w.props("box/b0").net_id == net_id and w.props("store/data").box_id == box_id
+    assert {str(a): o.state for a, o in result.outcomes.items()} == {
+        "net/main": State.CREATED, "box/b0": State.CREATED, "store/data": State.CREATED}
+    assert result.outputs[A("box/b0")] == {"id": box_id, "arn": f"arn:fake:{box_id}"}
+    assert [type(e).__name__ for e in w.events if e.address == A("net/main")] == ["Started", "Done"]
+    # Tags are on every created resource.
+    assert all(r.tags == our_tags(str(r.address)) for r in w.cloud.records.values())
+
+
+def test_second_run_changes_nothing():
+    w = World()
+    w.apply(stack())
+    w.cloud.calls.clear()
+    again = w.plan(stack())
+    assert again.is_empty
+    result = w.apply(stack(), again)
+    assert result.ok and w.cloud.calls == []
+    assert {o.state for o in result.outcomes.values()} == {State.UNCHANGED}
+    assert set(result.outputs) == {A("net/main"), A("box/b0"), A("store/data")}
+
+
+def test_parallelism_is_bounded_and_reached():
+    w = World()
+    gate = threading.Condition()
+
+    def hold():
+        # Each create holds until 3 are in flight (or a moment passes): more than 3 would show.
+        with gate:
+            gate.notify_all()
+            gate.wait_for(lambda: w.cloud.active >= 3, timeout=1)
+        threading.Event().wait(0.01)
+
+    for i in range(9):
+        w.cloud.hooks[("create", f"box/b{i}")] = hold
+    w.cloud.put("net/main", NetProps(cidr="10.0.0.0/16"))
+    result = w.apply(stack(9), parallelism=3)
+    assert result.ok
+    assert w.cloud.max_active == 3
+
+
+def test_a_slow_change_does_not_hold_up_independent_ones():
+    """Ready queue, not batches: store/data (after box/b0) starts while box/b1 is still busy."""
+    w = World()
+    w.cloud.put("net/main", NetProps(cidr="10.0.0.0/16"))
+    store_created = threading.Event()
+    seen = {}
+    w.cloud.hooks[("create", "store/data")] = store_created.set
+    w.cloud.hooks[("create", "box/b1")] = lambda: seen.setdefault("store first", store_created.wait(5))
+    result = w.apply(stack(2), parallelism=4)
+    assert result.ok and seen == {"store first": True}
+
+
+def test_a_failure_skips_its_dependents_and_nothing_else():
+    w = World()
+    desired = graph(node("net/n1", NetProps(cidr="10.1.0.0/16")),
+                    node("box/a", BoxProps(net_id=ref("net/n1"))),
+                    node("store/a", StoreProps(name="a", box_id=ref("box/a"))),
+                    node("net/n2", NetProps(cidr="10.2.0.0/16")),
+                    node("box/b", BoxProps(net_id=ref("net/n2"))))
+    w.cloud.fail("create", "net/n1", aws_error("AccessDenied", 403, "not allowed to create nets"))
+    result = w.apply(desired)
+    states = {str(a): o.state for a, o in result.outcomes.items()}
+    assert states == {"net/n1": State.FAILED, "net/n2": State.CREATED, "box/a": State.SKIPPED,
+                      "box/b": State.CREATED, "store/a": State.SKIPPED}
+    assert not result.ok
+    assert result.outcomes[A("net/n1")].message == "creating net (net/n1): AccessDenied: not allowed to create nets"
+    assert w.cloud.verbs("create").count("net/n1") == 1, "a permanent error is not retried"
+    assert result.outcomes[A("box/a")].message == "waits for net/n1, which failed"
+    assert events.Skipped(A("store/a"), "waits for box/a, which failed") in w.events
+    assert events.Failed(A("net/n1"), Action.CREATE, result.outcomes[A("net/n1")].message) in w.events
+
+
+def test_stop_starts_nothing_new_and_reports_the_rest_as_not_started():
+    w = World()
+    stop = threading.Event()
+    w.cloud.hooks[("create", "net/main")] = stop.set          # Ctrl-C while the first call is in flight
+    result = w.apply(stack(), stop=stop)
+    assert result.interrupted and not result.ok
+    assert w.cloud.verbs("create") == ["net/main"]
+    assert result.outcomes[A("net/main")].state is State.CREATED
+    assert result.outcomes[A("box/b0")].state is State.NOT_STARTED
+    assert result.outcomes[A("store/data")].state is State.NOT_STARTED
+
+
+def test_changed_since_plan_is_refused():
+    w = World()
+    w.apply(stack())
+    changed = graph(*[node(n.address.kind + "/" + n.address.name,
+                           n.props.model_copy(update={"size": 3}) if n.kind == "box" else n.props)
+                      for n in stack()])
+    observed = w.observed()
+    the_plan = plan(changed, observed, provisioners=w.kinds)
+    assert the_plan.get(A("box/b0")).action is Action.UPDATE
+    w.cloud.records[w.ident("box/b0")].props = w.props("box/b0").model_copy(update={"size": 7})   # by hand, now
+    w.cloud.calls.clear()
+    result = w.apply(changed, the_plan, observed)
+    assert result.outcomes[A("box/b0")].state is State.FAILED
+    assert result.outcomes[A("box/b0")].message == "updating box (box/b0): changed since plan; run diff again"
+    assert w.cloud.calls == []
+    assert w.props("box/b0").size == 7
+
+
+def test_a_resource_no_longer_ours_is_not_touched():
+    w = World()
+    w.apply(stack())
+    observed = w.observed()
+    the_plan = destroy_plan(observed, provisioners=w.kinds)
+    w.cloud.records[w.ident("net/main")].tags = {"Owner": "someone-else"}     # re-tagged by hand
+    result = w.apply(Graph(), the_plan, observed)
+    assert result.outcomes[A("net/main")].state is State.FAILED
+    assert "not tagged as this environment's; refusing to touch it" in result.outcomes[A("net/main")].message
+    assert w.cloud.verbs("delete") == ["store/data", "box/b0"]
+    assert w.ident("net/main")
+
+
+def test_temporary_errors_are_retried_with_backoff():
+    w = World()
+    w.cloud.fail("create", "net/main", aws_error("Throttling", 400), aws_error("DependencyViolation"))
+    result = w.apply(stack())
+    assert result.ok
+    assert w.cloud.verbs("create").count("net/main") == 3
+    assert len(w.sleeps) == 2 and 0.5 <= w.sleeps[0] <= 1 and 1 <= w.sleeps[1] <= 2
+    retries = [e.status for e in w.events if isinstance(e, events.Waiting)]
+    assert len(retries) == 2 and "Throttling" in retries[0]
+
+
+def test_temporary_errors_give_up_after_the_window():
+    w = World()
+    w.cloud.fail("create", "net/main", *[aws_error("DependencyViolation", message="still in use")] * 50)
+    result = w.apply(stack(), retry_window_s=10)
+    assert result.outcomes[A("net/main")].message == "creating net (net/main): DependencyViolation: still in use"
+    assert 1 < w.cloud.verbs("create").count("net/main") < 10
+
+
+def test_an_ambiguous_create_failure_adopts_what_it_created():
+    """A 5xx after the create happened: look (find) before trying again, and adopt."""
+    w = World()
+    w.cloud.fail("create", "net/main", aws_error("InternalError", 500), after=True)
+    result = w.apply(stack())
+    assert result.ok
+    assert w.cloud.verbs("create").count("net/main") == 1
+    assert len([r for r in w.cloud.records.values() if r.address == A("net/main")]) == 1
+    assert result.outcomes[A("net/main")].id == w.ident("net/main")
+
+
+def test_destroy_deletes_users_first_by_the_kind_table():
+    w = World()
+    w.apply(stack(2))
+    w.cloud.calls.clear()
+    result = w.apply(Graph(), destroy_plan(w.observed(), provisioners=w.kinds), parallelism=1)
+    assert result.ok
+    assert w.cloud.verbs("delete") == ["store/data", "box/b0", "box/b1", "net/main"]
+    assert w.cloud.records == {} and result.outputs == {}
+
+
+def test_deleting_in_parallel_still_waits_for_users():
+    w = World()
+    w.apply(stack(3))
+    in_flight = {}
+
+    def record(address):
+        def hook():
+            in_flight[address] = {str(r.address) for r in w.cloud.records.values()}
+        return hook
+
+    for address in ("net/main", "box/b0", "box/b1", "box/b2"):
+        w.cloud.hooks[("delete", address)] = record(address)
+    result = w.apply(Graph(), destroy_plan(w.observed(), provisioners=w.kinds), parallelism=8)
+    assert result.ok
+    assert in_flight["net/main"] == {"net/main"}, "the net is deleted only once nothing uses it"
+    assert "store/data" not in in_flight["box/b0"]
+
+
+def test_prune_deletes_an_orphan_after_its_users_moved_away():
+    w = World()
+    w.apply(stack())
+    # The spec moves box/b0 to a new net and drops the old one.
+    desired = graph(node("net/new", NetProps(cidr="10.9.0.0/16")),
+                    node("box/b0", BoxProps(net_id=ref("net/new"))),
+                    node("store/data", StoreProps(name="data", box_id=ref("box/b0"))))
+    the_plan = w.plan(desired, prune=True)
+    assert [(str(c.address), c.action.value) for c in the_plan] == [
+        ("net/new", "create"), ("box/b0", "replace"), ("store/data", "update"), ("net/main", "delete")]
+    w.cloud.calls.clear()
+    result = w.apply(desired, the_plan, parallelism=8)
+    assert result.ok, result.outcomes
+    calls = w.cloud.calls
+    assert calls.index(("delete", "box/b0")) < calls.index(("delete", "net/main"))
+    assert w.props("store/data").box_id == w.ident("box/b0")
+    assert w.props("box/b0").net_id == w.ident("net/new")
+
+
+def test_replace_deletes_first_when_the_kind_says_so():
+    w = World()
+    w.apply(stack())
+    moved = graph(node("net/main", NetProps(cidr="10.7.0.0/16")),
+                  node("box/b0", BoxProps(net_id=ref("net/main"))),
+                  node("store/data", StoreProps(name="data", box_id=ref("box/b0"))))
+    w.cloud.calls.clear()
+    result = w.apply(moved)
+    assert result.ok
+    assert [o.state for o in result.outcomes.values()] == [State.REPLACED, State.REPLACED, State.UPDATED]
+    assert w.cloud.calls == [("delete", "box/b0"), ("delete", "net/main"), ("create", "net/main"),
+                             ("create", "box/b0"), ("update", "store/data")]
+    assert w.props("store/data").box_id == w.ident("box/b0")
+
+
+def test_replace_creates_first_when_the_kind_allows():
+    w = World(box=CreateFirstBox)
+    w.apply(stack())
+    old_box = w.ident("box/b0")
+    bigger = graph(node("net/main", NetProps(cidr="10.0.0.0/16")),
+                   node("box/b0", BoxProps(net_id="net-elsewhere")),
+                   node("store/data", StoreProps(name="data", box_id=ref("box/b0"))))
+    w.cloud.calls.clear()
+    result = w.apply(bigger)
+    assert result.ok
+    assert w.cloud.calls == [("create", "box/b0"), ("update", "store/data"), ("delete", "box/b0")]
+    assert w.ident("box/b0") != old_box and w.props("store/data").box_id == w.ident("box/b0")
+
+
+def test_blocked_changes_are_skipped_and_hold_back_what_waits_for_them():
+    w = World()
+    w.apply(stack())
+    w.cloud.calls.clear()
+    observed = w.observed()
+    the_plan = destroy_plan(observed, protected=True, provisioners=w.kinds)
+    result = w.apply(Graph(), the_plan, observed)
+    assert w.cloud.calls == []
+    assert {o.state for o in result.outcomes.values()} == {State.SKIPPED}
+    assert not result.ok
+
+
+def test_unknown_provisioner_output_fails_the_node_not_the_run():
+    w = World()
+    desired = graph(node("net/main", NetProps(cidr="10.0.0.0/16")),
+                    node("box/b0", BoxProps(net_id=ref("net/main", "no_such_output"))))
+    result = w.apply(desired)
+    assert result.outcomes[A("net/main")].state is State.CREATED
+    assert result.outcomes[A("box/b0")].message == (
+        "creating box (box/b0): net/main.no_such_output is not known: net/main provides no 'no_such_output'")
+
+
+def test_events_arrive_one_at_a_time():
+    w = World()
+    lock = threading.Lock()
+    overlaps = []
+
+    def on_event(e):
+        if not lock.acquire(blocking=False):
+            overlaps.append(e)
+            return
+        try:
+            threading.Event().wait(0.002)          # a slow presenter
+        finally:
+            lock.release()
+
+    for i in range(6):
+        w.cloud.fail("create", f"box/b{i}", aws_error("Throttling"))      # Waiting events from workers
+    result = execute(w.plan(stack(6)), stack(6), {}, w.ctx, provisioners=w.kinds, on_event=on_event,
+                     parallelism=6, sleep=lambda s: None)
+    assert result.ok and overlaps == []
+
+
+def test_a_blocked_delete_holds_back_the_deletes_of_what_it_uses():
+    w = World()
+    w.apply(stack())
+    only_net = graph(node("net/main", NetProps(cidr="10.0.0.0/16")))
+    the_plan = w.plan(only_net, prune=True, protected=True)
+    assert [(str(c.address), c.action.value, c.blocked is not None) for c in the_plan] == [
+        ("net/main", "noop", False), ("store/data", "delete", True), ("box/b0", "delete", False)]
+    w.cloud.calls.clear()
+    result = w.apply(only_net, the_plan)
+    assert w.cloud.calls == []
+    assert result.outcomes[A("store/data")].message.startswith("blocked: stateful")
+    assert result.outcomes[A("box/b0")].message == "waits for store/data, which is blocked"

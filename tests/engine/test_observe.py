@@ -1,0 +1,119 @@
+"""observe(): every kind's discover on a thread pool, against moto server over HTTP."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from envctl.engine.observe import ObserveError, observe
+from envctl.model.address import Address
+from envctl.provisioners.base import Observed, Props, Provisioner, address_of
+from tests.engine.fakes import aws_error, our_tags
+from tests.provisioners.harness import make_ctx
+
+
+class QueueishProps(Props):
+    name: str
+
+
+class Queueish(Provisioner):
+    """A test-only kind: SQS queues found by their envctl tags, read through ctx's session."""
+
+    kind = "queue"
+    props = QueueishProps
+
+    def discover(self, ctx):
+        sqs = ctx.client("sqs")
+        for url in sqs.list_queues().get("QueueUrls", []):
+            tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+            if ctx.is_ours(tags):
+                yield Observed(address_of(tags), url, QueueishProps(name=url.rsplit("/", 1)[-1]), tags)
+
+
+class Scripted(Provisioner):
+    """A kind whose discover does what the test says."""
+
+    props = QueueishProps
+
+    def __init__(self, kind, discover):
+        self.kind = kind
+        self._discover = discover
+
+    def discover(self, ctx):
+        return self._discover(ctx)
+
+
+def make_queue(aws, name: str, tags: dict) -> str:
+    return aws.client("sqs").create_queue(QueueName=name, tags=tags)["QueueUrl"]
+
+
+def test_finds_what_is_tagged_for_the_environment_and_nothing_else(aws):
+    mine = make_queue(aws, "acme-qa-work", our_tags("queue/work"))
+    make_queue(aws, "acme-prod-work", {**our_tags("queue/work"), "envctl:environment": "prod"})
+    make_queue(aws, "hand-made", {"team": "platform"})
+    found = observe(make_ctx(aws), provisioners={"queue": Queueish()})
+    assert list(found.resources) == [Address("queue", "work")]
+    obs = found.resources[Address("queue", "work")]
+    assert obs.id == mine and obs.props == QueueishProps(name="acme-qa-work")
+    assert obs.tags == our_tags("queue/work")
+    assert found.duplicates == [] and found.skipped_kinds == []
+
+
+def test_two_live_resources_claiming_one_address_are_reported_not_picked(aws):
+    first = make_queue(aws, "acme-qa-work", our_tags("queue/work"))
+    second = make_queue(aws, "acme-qa-work-copy", our_tags("queue/work"))
+    make_queue(aws, "acme-qa-other", our_tags("queue/other"))
+    found = observe(make_ctx(aws), provisioners={"queue": Queueish()})
+    assert found.duplicates == [(Address("queue", "work"), sorted([first, second]))]
+    assert list(found.resources) == [Address("queue", "other")]
+
+
+def test_kinds_not_implemented_yet_are_skipped(aws):
+    make_queue(aws, "acme-qa-work", our_tags("queue/work"))
+    found = observe(make_ctx(aws), provisioners={"queue": Queueish(), "vpc": Provisioner()})
+    assert found.skipped_kinds == ["vpc"]
+    assert list(found.resources) == [Address("queue", "work")]
+
+
+def test_a_kind_that_cannot_be_discovered_stops_observation():
+    def denied(ctx):
+        raise aws_error("AccessDenied", 403, "no sqs:ListQueues")
+
+    with pytest.raises(ObserveError, match="discovering queue resources: AccessDenied: no sqs:ListQueues"):
+        observe(_offline_ctx(), provisioners={"queue": Scripted("queue", denied)})
+
+
+def test_temporary_discovery_errors_are_retried():
+    answers = [aws_error("Throttling"), aws_error("InternalError", 503)]
+
+    def flaky(ctx):
+        if answers:
+            raise answers.pop(0)
+        return [Observed(Address("queue", "a"), "q-1", QueueishProps(name="a"), our_tags("queue/a"))]
+
+    sleeps = []
+    found = observe(_offline_ctx(), provisioners={"queue": Scripted("queue", flaky)}, sleep=sleeps.append)
+    assert list(found.resources) == [Address("queue", "a")] and len(sleeps) == 2
+
+
+def test_kinds_are_discovered_in_parallel():
+    both_in = threading.Barrier(2, timeout=5)
+
+    def meet(ctx):
+        both_in.wait()                 # raises BrokenBarrierError unless the other kind runs meanwhile
+        return []
+
+    kinds = {"queue": Scripted("queue", meet), "topic": Scripted("topic", meet)}
+    assert observe(_offline_ctx(), provisioners=kinds, parallelism=2).resources == {}
+
+
+def test_the_real_registry_observes_an_empty_account(aws):
+    """Every registered kind either discovers (nothing, here) or says it is not implemented yet."""
+    found = observe(make_ctx(aws))
+    assert found.resources == {} and found.duplicates == []
+
+
+def _offline_ctx():
+    from envctl.provisioners.base import Ctx
+
+    return Ctx(aws=None, project="acme", environment="qa")
