@@ -35,7 +35,7 @@ from enum import Enum
 from envctl.aws import errors
 from envctl.engine import retry
 from envctl.engine.events import Done, Failed, Skipped, Started, Waiting
-from envctl.engine.waiters import WaitFailed
+from envctl.aws.waiters import WaitFailed
 from envctl.model.address import Address
 from envctl.model.graph import Graph, Node, Ref, resolve, topological
 from envctl.plan.changes import Action, Plan, ResourceChange

@@ -1,13 +1,257 @@
-"""table (stub: to be implemented)."""
+"""DynamoDB table: keys, billing, TTL, point-in-time recovery, encryption, deletion protection.
+
+TTL and point-in-time recovery are separate APIs on AWS (update_time_to_live,
+update_continuous_backups) but fields of the table here: they are read back with the
+table and reconciled by its update. Encryption is always on with the AWS managed key
+(`alias/aws/dynamodb`), the expander says so; AWS's own default is the AWS owned key.
+"""
 from __future__ import annotations
 
-from envctl.provisioners.base import Props, Provisioner
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from envctl.model import tags as tagging
+from envctl.model.address import Address
+from envctl.model.graph import Node
+from envctl.provisioners._waiting import GONE, wait_until
+from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Timeouts, address_of, tag_dict, tag_list
+
+
+class KeyAttribute(Props):
+    name: str
+    type: Literal["S", "N", "B"] = "S"
 
 
 class TableProps(Props):
-    pass
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+    billing_mode: Literal["PROVISIONED", "PAY_PER_REQUEST"] = "PROVISIONED"
+    read_capacity: int | None = None            # only with PROVISIONED
+    write_capacity: int | None = None
+    ttl_attribute: str | None = None            # None: TTL disabled
+    point_in_time_recovery: bool = False
+    encryption: Literal["AWS_OWNED", "KMS"] = "AWS_OWNED"    # KMS: the AWS managed key alias/aws/dynamodb
+    deletion_protection: bool = False
+
+
+class TableDeletionProtected(Exception):
+    """delete refused: the table has deletion protection on."""
+
+    def __init__(self, address: Address, name: str):
+        self.address = address
+        super().__init__(f"DynamoDB table {name} ({address}) has deletion protection on; set "
+                         f"deletion_protection: false in the spec and run create before deleting it")
 
 
 class Table(Provisioner[TableProps]):
     kind = "table"
     props = TableProps
+    replace_on = frozenset({"name", "partition_key", "sort_key"})
+    stateful = True
+    timeouts = Timeouts(create=600, update=3600, delete=600)
+    poll_interval: float = 5.0                  # seconds between describe_table calls while waiting
+
+    def discover(self, ctx) -> Iterable[Observed[TableProps]]:
+        for arn, tags in ctx.aws.tagged_arns("dynamodb"):
+            resource = arn.split(":", 5)[5]                    # table/<name>, table/<name>/stream/…
+            parts = resource.split("/")
+            address = address_of(tags)
+            if len(parts) != 2 or parts[0] != "table" or address is None or address.kind != self.kind:
+                continue
+            obs = self._read(ctx, parts[1], tags)
+            if obs is not None:
+                yield obs
+
+    def read(self, ctx, id: str) -> Observed[TableProps] | None:
+        return self._read(ctx, id, tags=None)
+
+    def find(self, ctx, node: Node) -> Observed[TableProps] | None:
+        return self._read(ctx, node.props.name, tags=None, address=node.address)
+
+    def create(self, ctx, node: Node) -> str:
+        p: TableProps = node.props
+        existing = self.find(ctx, node)
+        if existing is not None:
+            if ctx.is_ours(existing.tags):
+                return existing.id
+            raise NotOurs(node.address, f"DynamoDB table {p.name}")
+        keys = [p.partition_key] + ([p.sort_key] if p.sort_key else [])
+        params: dict[str, Any] = dict(
+            TableName=p.name,
+            KeySchema=[{"AttributeName": k.name, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"))],
+            AttributeDefinitions=[{"AttributeName": k.name, "AttributeType": k.type} for k in keys],
+            BillingMode=p.billing_mode,
+            SSESpecification=_sse(p.encryption),
+            DeletionProtectionEnabled=p.deletion_protection,
+            Tags=tag_list(node.tags),
+        )
+        if p.billing_mode == "PROVISIONED":
+            params["ProvisionedThroughput"] = _throughput(p)
+        ddb = ctx.client("dynamodb")
+        ddb.create_table(**params)
+        # TTL and backups can only be set on an ACTIVE table.
+        if p.ttl_attribute or p.point_in_time_recovery:
+            self._wait_active(ctx, p.name, self.timeouts.create)
+        if p.ttl_attribute:
+            ddb.update_time_to_live(TableName=p.name,
+                                    TimeToLiveSpecification={"Enabled": True, "AttributeName": p.ttl_attribute})
+        if p.point_in_time_recovery:
+            _set_pitr(ddb, p.name, True)
+        return p.name
+
+    def update(self, ctx, observed: Observed[TableProps], node: Node, changes) -> None:
+        want: TableProps = node.props
+        have = observed.props
+        changed = {c.path for c in changes}
+        ddb = ctx.client("dynamodb")
+        name = observed.id
+        if changed & {"billing_mode", "read_capacity", "write_capacity"}:
+            params: dict[str, Any] = {"TableName": name, "BillingMode": want.billing_mode}
+            if want.billing_mode == "PROVISIONED":
+                params["ProvisionedThroughput"] = _throughput(want)
+            ddb.update_table(**params)
+            self._wait_active(ctx, name, self.timeouts.update)
+        if "encryption" in changed:
+            ddb.update_table(TableName=name, SSESpecification=_sse(want.encryption))
+            self._wait_active(ctx, name, self.timeouts.update)
+        if "deletion_protection" in changed:
+            ddb.update_table(TableName=name, DeletionProtectionEnabled=want.deletion_protection)
+        if "ttl_attribute" in changed:
+            # AWS changes TTL's attribute only by disabling the old one first (and then refuses
+            # to enable it again for up to an hour: a real run may fail here and retry later).
+            if have.ttl_attribute:
+                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+                    "Enabled": False, "AttributeName": have.ttl_attribute})
+            if want.ttl_attribute:
+                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+                    "Enabled": True, "AttributeName": want.ttl_attribute})
+        if "point_in_time_recovery" in changed:
+            _set_pitr(ddb, name, want.point_in_time_recovery)
+
+    def update_tags(self, ctx, observed: Observed[TableProps], tags: Mapping[str, str]) -> None:
+        to_set, to_remove = _tag_changes(observed.tags, tags)
+        ddb = ctx.client("dynamodb")
+        arn = observed.outputs["arn"]
+        if to_set:
+            ddb.tag_resource(ResourceArn=arn, Tags=tag_list(to_set))
+        if to_remove:
+            ddb.untag_resource(ResourceArn=arn, TagKeys=to_remove)
+
+    def delete(self, ctx, observed: Observed[TableProps]) -> None:
+        from envctl.aws import errors
+
+        if observed.props.deletion_protection:
+            raise TableDeletionProtected(observed.address, observed.id)
+        try:
+            ctx.client("dynamodb").delete_table(TableName=observed.id)
+        except Exception as e:
+            if not errors.is_not_found(e):
+                raise
+
+    def wait(self, ctx, id: str, until: Literal["ready", "gone"]) -> Observed[TableProps] | None:
+        if until == "ready":
+            self._wait_active(ctx, id, self.timeouts.create)
+            return self.read(ctx, id)
+        wait_until(lambda: _status(ctx, id), pending={"DELETING", "ACTIVE", "UPDATING"}, target={GONE},
+                   timeout=self.timeouts.delete, interval=self.poll_interval, describe=f"DynamoDB table {id}")
+        return None
+
+    # -------------------------------------------------------------- private helpers
+
+    def _read(self, ctx, name: str, tags: Mapping[str, str] | None,
+              address: Address | None = None) -> Observed[TableProps] | None:
+        table = _describe(ctx, name)
+        if table is None or table["TableStatus"] == "DELETING":
+            return None
+        ddb = ctx.client("dynamodb")
+        if tags is None:
+            tags = _tags(ddb, table["TableArn"])
+        ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        props = _props(table, ttl, backups)
+        return Observed(
+            address=address or address_of(tags) or Address(self.kind, name), id=name, props=props, tags=tags,
+            status="ready" if table["TableStatus"] == "ACTIVE" else table["TableStatus"].lower(),
+            outputs={"name": name, "arn": table["TableArn"], "stream_arn": table.get("LatestStreamArn", "")})
+
+    def _wait_active(self, ctx, name: str, timeout: float) -> None:
+        wait_until(lambda: _status(ctx, name), pending={"CREATING", "UPDATING"}, target={"ACTIVE"},
+                   timeout=timeout, interval=self.poll_interval, describe=f"DynamoDB table {name}")
+
+
+def _props(table: dict, ttl: dict, backups: dict) -> TableProps:
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    keys = {k["KeyType"]: KeyAttribute(name=k["AttributeName"], type=types[k["AttributeName"]])
+            for k in table["KeySchema"]}
+    # Tables made before on-demand billing existed have no BillingModeSummary: provisioned.
+    billing = table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+    throughput = table.get("ProvisionedThroughput", {})
+    sse = table.get("SSEDescription") or {}
+    kms = sse.get("SSEType") == "KMS" and sse.get("Status") in ("ENABLED", "ENABLING", "UPDATING")
+    pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+    return TableProps(
+        name=table["TableName"],
+        partition_key=keys["HASH"],
+        sort_key=keys.get("RANGE"),
+        billing_mode=billing,
+        read_capacity=throughput.get("ReadCapacityUnits") if billing == "PROVISIONED" else None,
+        write_capacity=throughput.get("WriteCapacityUnits") if billing == "PROVISIONED" else None,
+        ttl_attribute=ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") else None,
+        point_in_time_recovery=pitr == "ENABLED",
+        encryption="KMS" if kms else "AWS_OWNED",
+        deletion_protection=bool(table.get("DeletionProtectionEnabled", False)),
+    )
+
+
+def _describe(ctx, name: str) -> dict | None:
+    from envctl.aws import errors
+
+    try:
+        return ctx.client("dynamodb").describe_table(TableName=name)["Table"]
+    except Exception as e:
+        if errors.is_not_found(e):
+            return None
+        raise
+
+
+def _status(ctx, name: str) -> tuple[str, str | None] | None:
+    """(status, reason) for wait_until; a table whose encryption is still changing is UPDATING."""
+    table = _describe(ctx, name)
+    if table is None:
+        return None
+    sse = (table.get("SSEDescription") or {}).get("Status")
+    if table["TableStatus"] == "ACTIVE" and sse in ("ENABLING", "DISABLING", "UPDATING"):
+        return "UPDATING", f"encryption {sse}"
+    return table["TableStatus"], None
+
+
+def _tags(ddb, arn: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    kwargs = {"ResourceArn": arn}
+    while True:
+        page = ddb.list_tags_of_resource(**kwargs)
+        tags.update(tag_dict(page.get("Tags")))
+        if not page.get("NextToken"):
+            return tags
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def _sse(encryption: str) -> dict:
+    # Enabled=False means the AWS owned key (AWS's default), not "unencrypted": DynamoDB always encrypts.
+    return {"Enabled": True, "SSEType": "KMS"} if encryption == "KMS" else {"Enabled": False}
+
+
+def _throughput(p: TableProps) -> dict:
+    return {"ReadCapacityUnits": p.read_capacity, "WriteCapacityUnits": p.write_capacity}
+
+
+def _set_pitr(ddb, name: str, enabled: bool) -> None:
+    ddb.update_continuous_backups(TableName=name,
+                                  PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": enabled})
+
+
+def _tag_changes(current: Mapping[str, str], desired: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(tags to set, keys to remove) making the user tags of `current` equal those of `desired`."""
+    want, have = tagging.user_tags(desired), tagging.user_tags(current)
+    return {k: v for k, v in want.items() if have.get(k) != v}, sorted(k for k in have if k not in want)

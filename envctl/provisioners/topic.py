@@ -1,13 +1,175 @@
-"""topic (stub: to be implemented)."""
+"""SNS topic with its subscriptions (a field of the topic: SNS cannot tag a subscription).
+
+Subscriptions are reconciled as a set of (protocol, endpoint): subscribe what is missing,
+unsubscribe what is extra. An e-mail subscription waiting for its recipient to confirm has
+no ARN yet ("PendingConfirmation") and cannot be unsubscribed: it counts as present (so it
+is not subscribed again, which would send another confirmation mail), and an unwanted one
+stays until AWS deletes it for want of confirmation (within a few days).
+"""
 from __future__ import annotations
 
-from envctl.provisioners.base import Props, Provisioner
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from envctl.model import tags as tagging
+from envctl.model.address import Address
+from envctl.model.graph import Node
+from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, tag_list
+
+PENDING = "PendingConfirmation"
+
+
+class Subscription(Props):
+    protocol: str                               # envctl writes email, sms, sqs, lambda
+    endpoint: Value                             # an address, a phone number, a queue or function ARN
 
 
 class TopicProps(Props):
-    pass
+    name: str
+    kms_master_key_id: str | None = None        # None: unencrypted (AWS's default)
+    subscriptions: tuple[Subscription, ...] = ()
 
 
 class Topic(Provisioner[TopicProps]):
     kind = "topic"
     props = TopicProps
+    replace_on = frozenset({"name"})
+    set_fields = frozenset({"subscriptions"})
+    delete_before_replace = False               # a replacement always has a new name: make it first
+    uses = frozenset({"queue", "function"})     # subscribed endpoints
+
+    def discover(self, ctx) -> Iterable[Observed[TopicProps]]:
+        for arn, tags in ctx.aws.tagged_arns("sns"):
+            address = address_of(tags)
+            # Topic ARNs have six parts; subscriptions (never tagged) and platform apps differ.
+            if address is None or address.kind != self.kind or len(arn.split(":")) != 6:
+                continue
+            obs = self._read(ctx, arn, tags)
+            if obs is not None:
+                yield obs
+
+    def read(self, ctx, id: str) -> Observed[TopicProps] | None:
+        return self._read(ctx, id, tags=None)
+
+    def find(self, ctx, node: Node) -> Observed[TopicProps] | None:
+        return self._read(ctx, _arn(ctx, node.props.name), tags=None, address=node.address)
+
+    def create(self, ctx, node: Node) -> str:
+        p: TopicProps = node.props
+        # Look first: create_topic on an existing name returns it (moto even when the tags differ).
+        existing = self.find(ctx, node)
+        if existing is not None:
+            if ctx.is_ours(existing.tags):
+                return existing.id
+            raise NotOurs(node.address, f"SNS topic {p.name}")
+        sns = ctx.client("sns")
+        attributes = {"KmsMasterKeyId": p.kms_master_key_id} if p.kms_master_key_id else {}
+        arn = sns.create_topic(Name=p.name, Attributes=attributes, Tags=tag_list(node.tags))["TopicArn"]
+        for sub in _unique(p.subscriptions):
+            _subscribe(sns, arn, sub)
+        return arn
+
+    def update(self, ctx, observed: Observed[TopicProps], node: Node, changes) -> None:
+        want: TopicProps = node.props
+        changed = {c.path for c in changes}
+        sns = ctx.client("sns")
+        arn = observed.id
+        if "kms_master_key_id" in changed:
+            # An empty value turns encryption off.
+            sns.set_topic_attributes(TopicArn=arn, AttributeName="KmsMasterKeyId",
+                                     AttributeValue=want.kms_master_key_id or "")
+        if "subscriptions" in changed:
+            live = _subscriptions(sns, arn)           # with their ARNs, read fresh
+            wanted = {_key(s) for s in want.subscriptions}
+            have = {_key(s) for s, _ in live}
+            for sub in _unique(want.subscriptions):
+                if _key(sub) not in have:
+                    _subscribe(sns, arn, sub)
+            for sub, sub_arn in live:
+                if _key(sub) not in wanted and sub_arn != PENDING:
+                    sns.unsubscribe(SubscriptionArn=sub_arn)
+
+    def update_tags(self, ctx, observed: Observed[TopicProps], tags: Mapping[str, str]) -> None:
+        want, have = tagging.user_tags(tags), tagging.user_tags(observed.tags)
+        to_set = {k: v for k, v in want.items() if have.get(k) != v}
+        to_remove = sorted(k for k in have if k not in want)
+        sns = ctx.client("sns")
+        if to_set:
+            sns.tag_resource(ResourceArn=observed.id, Tags=tag_list(to_set))
+        if to_remove:
+            sns.untag_resource(ResourceArn=observed.id, TagKeys=to_remove)
+
+    def delete(self, ctx, observed: Observed[TopicProps]) -> None:
+        from envctl.aws import errors
+
+        # Deleting a topic deletes its subscriptions.
+        try:
+            ctx.client("sns").delete_topic(TopicArn=observed.id)
+        except Exception as e:
+            if not errors.is_not_found(e):
+                raise
+
+    def wait(self, ctx, id: str, until: Literal["ready", "gone"]) -> Observed[TopicProps] | None:
+        return self.read(ctx, id) if until == "ready" else None
+
+    # -------------------------------------------------------------- private helpers
+
+    def _read(self, ctx, arn: str, tags: Mapping[str, str] | None,
+              address: Address | None = None) -> Observed[TopicProps] | None:
+        from envctl.aws import errors
+
+        sns = ctx.client("sns")
+        try:
+            attrs = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+            if tags is None:
+                tags = {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=arn).get("Tags", [])}
+            subscriptions = _subscriptions(sns, arn)
+        except Exception as e:
+            if errors.is_not_found(e):
+                return None
+            raise
+        name = arn.split(":")[5]
+        props = TopicProps(name=name, kms_master_key_id=attrs.get("KmsMasterKeyId") or None,
+                           subscriptions=tuple(sorted({s for s, _ in subscriptions}, key=_key)))
+        return Observed(address=address or address_of(tags) or Address(self.kind, name), id=arn, props=props,
+                        tags=dict(tags), outputs={"arn": arn, "name": name})
+
+
+def _arn(ctx, name: str) -> str:
+    """A topic's ARN is fixed by its name: look it up without listing every topic."""
+    region = ctx.region
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return f"arn:{partition}:sns:{region}:{ctx.aws.account_id()}:{name}"
+
+
+def _subscriptions(sns, arn: str) -> list[tuple[Subscription, str]]:
+    """(subscription, its ARN or PendingConfirmation) of the topic; ones being deleted are left out."""
+    out = []
+    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=arn):
+        for s in page.get("Subscriptions", []):
+            if s["SubscriptionArn"] == "Deleted":
+                continue
+            out.append((Subscription(protocol=s["Protocol"], endpoint=s["Endpoint"]), s["SubscriptionArn"]))
+    return out
+
+
+def _subscribe(sns, arn: str, sub: Subscription) -> None:
+    sns.subscribe(TopicArn=arn, Protocol=sub.protocol, Endpoint=_known(sub.endpoint),
+                  ReturnSubscriptionArn=True)
+
+
+def _known(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value} is not resolved: the executor resolves references before writing")
+    return value
+
+
+def _key(sub: Subscription) -> tuple[str, str]:
+    return sub.protocol, str(sub.endpoint)
+
+
+def _unique(subs: Iterable[Subscription]) -> list[Subscription]:
+    seen: dict[tuple[str, str], Subscription] = {}
+    for s in subs:
+        seen.setdefault(_key(s), s)
+    return list(seen.values())

@@ -302,7 +302,7 @@ class Queue(Model):
     visibility_timeout_s: int = Field(30, ge=0, le=43200)
     retention_s: int = Field(345600, ge=60, le=1209600)
     delay_s: int = Field(0, ge=0, le=900)
-    max_message_bytes: int = Field(262144, ge=1024, le=262144)
+    max_message_bytes: int = Field(262144, ge=1024, le=1048576)
     receive_wait_s: int = Field(0, ge=0, le=20)
     dead_letter: DeadLetter | None = None
 

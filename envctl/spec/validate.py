@@ -343,6 +343,9 @@ def _cross_checks(spec: Spec):
         yield from groups(("databases", name, "security_groups"), db.security_groups)
 
     for qname, queue in m.queues.items():
+        if queue.dead_letter is not None and f"{qname}-dlq" in m.queues:
+            yield problem(("queues", f"{qname}-dlq"), f"the name is taken by queue {qname!r}'s dead-letter queue; "
+                                                      "rename one of them")
         if queue.dead_letter is not None:
             dlq = names.physical_name(m.project, spec.name, f"{qname}-dlq") + (".fifo" if queue.fifo else "")
             msg = names.check("queue", dlq)

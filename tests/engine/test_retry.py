@@ -6,7 +6,7 @@ from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
 from envctl.aws import errors
 from envctl.engine.retry import Permanent, Temporary, backoff, classify, retry
-from envctl.engine.waiters import WaitTimeout
+from envctl.aws.waiters import WaitTimeout
 from tests.engine.fakes import aws_error
 
 CASES = [

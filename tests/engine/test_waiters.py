@@ -6,7 +6,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from envctl.engine.waiters import WaitFailed, WaitTimeout, wait_until
+from envctl.aws.waiters import WaitFailed, WaitTimeout, wait_until
 
 
 class Clock:

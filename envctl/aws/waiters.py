@@ -20,7 +20,7 @@ GONE = "gone"
 Fetch = Callable[[], "tuple[str, str | None] | None"]
 
 
-class WaitFailed(Exception):
+class WaitFailed(RuntimeError):
     """The resource reached a status that is neither pending nor the target."""
 
     def __init__(self, describe: str, status: str, reason: str | None, target: Collection[str]):
