@@ -1,0 +1,215 @@
+"""CloudWatch metric alarms: the lifecycle against moto server.
+
+The topic and queue an alarm refers to are made by hand with plain boto3 and stand in for
+their nodes, so these tests exercise only the alarm and log group provisioners.
+"""
+from __future__ import annotations
+
+import pytest
+
+from envctl.model.address import Address
+from envctl.model.graph import topological
+from envctl.provisioners import by_kind
+from envctl.provisioners.base import NotOurs
+from tests.provisioners.harness import delete_all, discover, graph_from_yaml, make_ctx, resolved
+
+SPEC = """\
+tags: {Owner: platform-team}
+topics:
+  alarms: {}
+queues:
+  work-units: {}
+log_groups:
+  app:
+    metric_filters:
+      errors: {pattern: "ERROR", metric: AppErrors}
+alarms:
+  app-errors:
+    metric: {log_filter: app.errors}
+    statistic: Sum
+    period_s: 300
+    comparison: ">="
+    threshold: 1
+    notify: [alarms]
+    description: Errors in the app log
+  queue-age:
+    metric: {namespace: AWS/SQS, name: ApproximateAgeOfOldestMessage, queue: work-units,
+             dimensions: {Team: platform}}
+    statistic: Maximum
+    period_s: 60
+    evaluation_periods: 3
+    comparison: ">"
+    threshold: 600
+    missing_data: notBreaching
+"""
+APP_ERRORS = "acme-qa-app-errors"
+QUEUE_AGE = "acme-qa-queue-age"
+
+
+def stand_ins(aws) -> dict[Address, dict]:
+    """The topic and queue, made by hand: their outputs as their provisioners would give them."""
+    topic = aws.client("sns").create_topic(Name="acme-qa-alarms")["TopicArn"]
+    url = aws.client("sqs").create_queue(QueueName="acme-qa-work-units")["QueueUrl"]
+    return {Address("topic", "alarms"): {"arn": topic, "name": "acme-qa-alarms"},
+            Address("queue", "work-units"): {"url": url, "name": "acme-qa-work-units",
+                                             "arn": f"arn:aws:sqs:eu-north-1:{aws.account}:acme-qa-work-units"}}
+
+
+def create_mine(ctx, graph, given):
+    """The harness's create_all for every node not in `given` (the stand-ins' outputs)."""
+    outputs, observed = dict(given), {}
+    for address in topological(graph.nodes, {a: n.deps for a, n in graph.nodes.items()}):
+        if address not in given:
+            p = by_kind(address.kind)
+            observed[address] = p.wait(ctx, p.create(ctx, resolved(graph[address], outputs)), "ready")
+            outputs[address] = dict(p.outputs(observed[address]))
+    return observed
+
+
+def diff_mine(graph, found, given):
+    """The harness's diff_all, resolving the stand-ins' references from `given`."""
+    outputs = {**given, **{a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}}
+    out = {}
+    for node in graph:
+        if node.address not in given:
+            obs = found.get(node.address)
+            changes = None if obs is None else by_kind(node.kind).diff(resolved(node, outputs).props, obs)
+            if obs is None or changes:
+                out[node.address] = changes
+    return out
+
+
+def _alarm(cw, name):
+    alarms = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    return alarms[0] if alarms else None
+
+
+def _tags(cw, arn):
+    return {t["Key"]: t["Value"] for t in cw.list_tags_for_resource(ResourceARN=arn)["Tags"]}
+
+
+def test_lifecycle(aws, tmp_path):
+    cw = aws.client("cloudwatch")
+    cw.put_metric_alarm(AlarmName="acme-qa-foreign", MetricName="M", Namespace="N", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
+    given = stand_ins(aws)
+    topic = given[Address("topic", "alarms")]["arn"]
+    graph = graph_from_yaml(tmp_path, SPEC)
+    ctx = make_ctx(aws)
+
+    # create, read back with plain boto3
+    created = create_mine(ctx, graph, given)
+    a = _alarm(cw, APP_ERRORS)
+    assert (a["Namespace"], a["MetricName"], a["Statistic"], a["Period"], a["EvaluationPeriods"]) == \
+        ("acme/qa", "AppErrors", "Sum", 300, 1)
+    assert (a["Threshold"], a["ComparisonOperator"], a["TreatMissingData"]) == \
+        (1.0, "GreaterThanOrEqualToThreshold", "missing")
+    assert a["AlarmActions"] == [topic] and a["OKActions"] == [] and a["Dimensions"] == []
+    assert a["AlarmDescription"] == "Errors in the app log"
+    assert _tags(cw, a["AlarmArn"]) == {"envctl:project": "acme", "envctl:environment": "qa",
+                                        "envctl:resource": "alarm/app-errors", "Owner": "platform-team"}
+    q = _alarm(cw, QUEUE_AGE)
+    assert (q["Namespace"], q["MetricName"], q["Statistic"], q["Period"], q["EvaluationPeriods"]) == \
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", 60, 3)
+    assert (q["Threshold"], q["ComparisonOperator"], q["TreatMissingData"]) == \
+        (600.0, "GreaterThanThreshold", "notBreaching")
+    assert sorted((d["Name"], d["Value"]) for d in q["Dimensions"]) == [("QueueName", "acme-qa-work-units"),
+                                                                        ("Team", "platform")]
+    assert q["AlarmActions"] == []
+    assert by_kind("alarm").outputs(created[Address("alarm", "app-errors")]) == {
+        "name": APP_ERRORS, "arn": a["AlarmArn"]}
+
+    # discover finds exactly ours, in sync, with no mutating call
+    aws.log.clear()
+    found = discover(ctx, ["alarm", "log_group"])
+    assert sorted(map(str, found)) == ["alarm/app-errors", "alarm/queue-age", "log_group/app"]
+    assert diff_mine(graph, found, given) == {}
+    assert aws.log.mutating() == []
+
+    # drift by hand: exactly those fields
+    cw.put_metric_alarm(AlarmName=APP_ERRORS, MetricName="AppErrors", Namespace="acme/qa", Statistic="Sum",
+                        Period=300, EvaluationPeriods=1, Threshold=5.0, TreatMissingData="missing",
+                        ComparisonOperator="GreaterThanOrEqualToThreshold", AlarmActions=[topic],
+                        AlarmDescription="Errors in the app log")
+    cw.put_metric_alarm(AlarmName=QUEUE_AGE, MetricName="ApproximateAgeOfOldestMessage", Namespace="AWS/SQS",
+                        Statistic="Maximum", Period=60, EvaluationPeriods=3, Threshold=600.0,
+                        ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+                        Dimensions=[{"Name": "QueueName", "Value": "acme-qa-work-units"},
+                                    {"Name": "Team", "Value": "platform"}], OKActions=[topic])
+    found = discover(ctx, ["alarm", "log_group"])
+    drift = diff_mine(graph, found, given)
+    assert {str(k): [(c.path, c.before, c.after) for c in v] for k, v in drift.items()} == {
+        "alarm/app-errors": [("threshold", 5.0, 1.0)], "alarm/queue-age": [("ok_actions", [topic], [])]}
+
+    # update repairs it; tags stay
+    for address, changes in drift.items():
+        by_kind("alarm").update(ctx, found[address], resolved(graph[address], given), changes)
+    found = discover(ctx, ["alarm", "log_group"])
+    assert diff_mine(graph, found, given) == {}
+    assert _alarm(cw, APP_ERRORS)["Threshold"] == 1.0 and _alarm(cw, QUEUE_AGE)["OKActions"] == []
+    assert _tags(cw, a["AlarmArn"])["envctl:resource"] == "alarm/app-errors"
+
+    # deleted out of band: gone from discovery, read says None
+    cw.delete_alarms(AlarmNames=[QUEUE_AGE])
+    found = discover(ctx, ["alarm", "log_group"])
+    assert sorted(map(str, found)) == ["alarm/app-errors", "log_group/app"]
+    assert by_kind("alarm").read(ctx, QUEUE_AGE) is None
+
+    # delete_all leaves nothing tagged; the foreign alarm stays
+    delete_all(ctx, found, graph)
+    assert [x["AlarmName"] for x in cw.describe_alarms()["MetricAlarms"]] == ["acme-qa-foreign"]
+    assert aws.client("logs").describe_log_groups(logGroupNamePrefix="acme-qa-")["logGroups"] == []
+
+
+def test_create_adopts_our_existing_alarm(aws, tmp_path):
+    given = stand_ins(aws)
+    graph = graph_from_yaml(tmp_path, SPEC)
+    ctx = make_ctx(aws)
+    node = resolved(graph[Address("alarm", "queue-age")], given)
+    cw = aws.client("cloudwatch")
+    cw.put_metric_alarm(AlarmName=QUEUE_AGE, MetricName="Old", Namespace="N", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+                        Tags=[{"Key": k, "Value": v} for k, v in node.tags.items()])
+
+    assert by_kind("alarm").create(ctx, node) == QUEUE_AGE
+    alarms = cw.describe_alarms(AlarmNamePrefix=QUEUE_AGE)["MetricAlarms"]
+    assert [(x["AlarmName"], x["MetricName"], x["Threshold"]) for x in alarms] == \
+        [(QUEUE_AGE, "ApproximateAgeOfOldestMessage", 600.0)]         # one alarm, brought to the spec
+
+
+def test_create_refuses_an_alarm_that_is_not_ours(aws, tmp_path):
+    given = stand_ins(aws)
+    graph = graph_from_yaml(tmp_path, SPEC)
+    cw = aws.client("cloudwatch")
+    cw.put_metric_alarm(AlarmName=QUEUE_AGE, MetricName="Theirs", Namespace="N", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
+    aws.log.clear()
+
+    with pytest.raises(NotOurs):
+        by_kind("alarm").create(make_ctx(aws), resolved(graph[Address("alarm", "queue-age")], given))
+    assert aws.log.mutating() == []                       # put_metric_alarm would have overwritten it
+    assert _alarm(cw, QUEUE_AGE)["MetricName"] == "Theirs"
+
+
+def test_expand_alarm_on_each_kind_of_resource(tmp_path):
+    """A named resource adds its dimension, by reference to that resource's output."""
+    graph = graph_from_yaml(tmp_path, """\
+        network:
+          cidr: 10.0.0.0/16
+          nat: none
+          tiers: {data: {prefix: 24}}
+        databases:
+          main: {engine: postgres, version: "16.4", instance_class: db.t3.micro, storage_gb: 20, tier: data}
+        functions: {}
+        alarms:
+          db-cpu:
+            metric: {namespace: AWS/RDS, name: CPUUtilization, database: main}
+            comparison: ">"
+            threshold: 80
+        """)
+    node = graph[Address("alarm", "db-cpu")]
+    (dimension,) = node.props.dimensions
+    assert dimension.name == "DBInstanceIdentifier"
+    assert str(dimension.value) == "db_instance/main.name"
+    assert Address("db_instance", "main") in node.deps
+    assert node.props.statistic == "Average" and node.props.evaluation_periods == 1
