@@ -24,22 +24,24 @@ Progress goes only through `on_event` (engine/events.py), one event at a time.
 """
 from __future__ import annotations
 
+import datetime
 import heapq
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from envctl.aws import errors
 from envctl.engine import retry
 from envctl.engine.events import Done, Failed, Skipped, Started, Waiting
 from envctl.aws.waiters import WaitFailed
+from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.graph import Graph, Node, Ref, resolve, topological
 from envctl.plan.changes import Action, Plan, ResourceChange
-from envctl.plan.planner import comparable_tags, kind_uses, provisioner_lookup, tag_change
+from envctl.plan.planner import comparable_tags, kind_uses, provisioner_lookup, tag_change, wanted_tags
 from envctl.provisioners.base import Ctx, NotOurs, Observed, Provisioner
 
 
@@ -203,6 +205,7 @@ class _Run:
         self.outputs: dict[Address, dict[str, str]] = {a: dict(get(a.kind).outputs(o)) for a, o in observed.items()}
         self.outcomes: dict[Address, Outcome] = {}
         self.started: dict[Address, float] = {}
+        self.run_started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
         self.steps = self._steps()
 
     # ---- the loop
@@ -337,6 +340,7 @@ class _Run:
         c = step.change
         p = self.get(c.kind)
         node = self._resolved(c.address)
+        node = replace(node, tags={**node.tags, tagging.CREATED: self.run_started})
         ambiguous = False
 
         def attempt() -> str:
@@ -374,7 +378,7 @@ class _Run:
         if changes:
             self._call(c.address, lambda: p.update(self.ctx, live, node, changes))
         if tag_change(node, live.tags) is not None:
-            self._call(c.address, lambda: p.update_tags(self.ctx, live, node.tags))
+            self._call(c.address, lambda: p.update_tags(self.ctx, live, wanted_tags(node, live.tags)))
         ready = self._call(c.address, lambda: p.wait(self.ctx, live.id, "ready"))
         if ready is None:
             raise Refused(f"{c.kind} {live.id} disappeared while being updated")

@@ -7,6 +7,9 @@ PROJECT = "envctl:project"
 ENVIRONMENT = "envctl:environment"
 RESOURCE = "envctl:resource"
 OWNERSHIP = (PROJECT, ENVIRONMENT, RESOURCE)
+CREATED = "envctl:created"          # set on create (UTC, minutes); `envctl list` shows the earliest
+EXPIRES = "envctl:expires"          # an environment's end of life, for `envctl reap`
+LIFECYCLE = (CREATED, EXPIRES)      # not part of the spec: plans do not compare them
 
 
 def for_resource(project: str, environment: str, address: str, spec_tags: Mapping[str, str]) -> dict[str, str]:

@@ -115,10 +115,20 @@ def kind_uses(get: Lookup, user: Address, used: Address) -> bool:
 
 
 def comparable_tags(tags: Mapping[str, str], physical_name: str | None) -> dict[str, str]:
-    """The tags a plan compares: AWS's own (aws:*) left out, and `Name` when it is the
-    physical name (EC2 kinds add it on create; it is not in the spec)."""
+    """The tags a plan compares: AWS's own (aws:*) and envctl's lifecycle tags (created,
+    expires) left out, and `Name` when it is the physical name (EC2 kinds add it on create;
+    it is not in the spec)."""
     return {k: v for k, v in sorted(tags.items())
-            if not k.startswith("aws:") and not (k == "Name" and v == physical_name)}
+            if not k.startswith("aws:") and k not in tagging.LIFECYCLE and not (k == "Name" and v == physical_name)}
+
+
+def wanted_tags(node: Node, live_tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags an update sets: the node's, plus `Name` = the physical name on kinds that carry
+    one (EC2 adds it on create), so that a resource renamed by hand gets its name back."""
+    tags = dict(node.tags)
+    if "Name" in live_tags and node.physical_name:
+        tags.setdefault("Name", node.physical_name)
+    return tags
 
 
 def tag_change(node: Node, live_tags: Mapping[str, str]) -> AttrChange | None:

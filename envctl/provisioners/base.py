@@ -68,6 +68,10 @@ class Ctx:
     aws: Clients
     project: str
     environment: str
+    # Destroy's options: `force` lifts deletion protection before deleting; `final_snapshot`
+    # (a date stamp) makes stateful deletes that can keep a snapshot keep one named with it.
+    force: bool = False
+    final_snapshot: str | None = None
 
     def client(self, service: str) -> Any:
         return self.aws.client(service)

@@ -1,9 +1,13 @@
 """The executor with fake kinds over an in-memory cloud: order, bounds, failures, refusals, retries."""
 from __future__ import annotations
 
+import re
+
 import threading
 
 import pytest
+
+from envctl.model import tags as tagging
 
 from envctl.engine import events
 from envctl.engine.executor import State, execute
@@ -73,7 +77,10 @@ def test_creates_in_dependency_order_with_refs_resolved():
     assert result.outputs[A("box/b0")] == {"id": box_id, "arn": f"arn:fake:{box_id}"}
     assert [type(e).__name__ for e in w.events if e.address == A("net/main")] == ["Started", "Done"]
     # Tags are on every created resource.
-    assert all(r.tags == our_tags(str(r.address)) for r in w.cloud.records.values())
+    # tagged on create: the spec's tags, envctl's ownership tags, and when it was created
+    for r in w.cloud.records.values():
+        assert {k: v for k, v in r.tags.items() if k != tagging.CREATED} == our_tags(str(r.address))
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", r.tags[tagging.CREATED])
 
 
 def test_second_run_changes_nothing():
