@@ -12,12 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from envctl.aws import errors
 
 DEFAULT_MAX_ATTEMPTS = 8
+
+# botocore parses its service models (megabytes of JSON) once per loader, and each Session has
+# its own: one loader for the process makes every session after the first cheap (the tests and
+# benchmarks create hundreds). It holds only botocore's static data, no credentials or config.
+_LOADER = botocore.loaders.create_loader()
 
 
 class AwsAccessError(Exception):
@@ -40,9 +47,12 @@ class AwsSession:
         self.region = options.region or default_region
         self.endpoint_url = options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         try:
-            self._session = boto3.Session(profile_name=options.profile, region_name=self.region,
-                                          aws_access_key_id=options.access_key,
+            core = botocore.session.get_session()
+            core.register_component("data_loader", _LOADER)
+            self._session = boto3.Session(botocore_session=core, profile_name=options.profile,
+                                          region_name=self.region, aws_access_key_id=options.access_key,
                                           aws_secret_access_key=options.secret_key)
+            core.get_scoped_config()        # a missing profile is said here, not at the first call
         except BotoCoreError as e:
             raise AwsAccessError(f"cannot use AWS profile {options.profile!r}: {e}") from None
         if self.region not in self._session.get_available_regions("ec2") and not self.endpoint_url:

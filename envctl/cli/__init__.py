@@ -52,30 +52,35 @@ def _register() -> None:
 
 def main() -> None:
     """Entry point: user errors are one line and exit 1; bugs get a traceback with -v."""
+    sys.exit(run_command_line(sys.argv[1:]))
+
+
+def run_command_line(args: list[str]) -> int:
+    """Run the command line `envctl ARGS…` and return its exit code; never raises.
+
+    main() is this plus sys.exit; tests call it to see exactly what a user sees.
+    """
     _register()
     try:
         # standalone_mode=False returns an Exit's code instead of raising it
-        code = cli.main(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        code = cli.main(args=list(args), prog_name="envctl", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except Abort as e:
-        sys.exit(e.exit_code)
+        return e.exit_code
     except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        return e.exit_code
     except click.ClickException as e:
         e.show()
-        sys.exit(e.exit_code if e.exit_code != 2 else 1)
-    except click.exceptions.Abort:
+        return e.exit_code if e.exit_code != 2 else 1
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("\ninterrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted", err=True)
-        sys.exit(130)
+        return 130
     except Exception as e:  # a bug: say so, traceback with -v
-        if "-v" in sys.argv or "-vv" in sys.argv or "--verbose" in sys.argv:
+        if any(a in ("-v", "-vv", "--verbose") for a in args):
             from rich.console import Console
 
             Console(stderr=True).print_exception(show_locals=False)
         else:
             click.echo(f"error: internal error: {type(e).__name__}: {e} (run with -v for the traceback, "
                        "and please report it)", err=True)
-        sys.exit(1)
+        return 1

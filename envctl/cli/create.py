@@ -28,7 +28,8 @@ def create(app: App, env: str, yes: bool, parallelism: int, prune: bool, allow_r
     from envctl.render.plan import render_plan
 
     planned = plan_for(app, env, prune=prune, allow_replace=allow_replace)
-    render_plan(app.console, planned.plan, verbose=app.options.verbose > 0)
+    if not (app.options.quiet and yes) or planned.plan.blocked:     # -q: only when asking, or refusing
+        render_plan(app.console, planned.plan, verbose=app.options.verbose > 0, header=planned.header)
     if planned.plan.is_empty:
         return
     if planned.plan.blocked:

@@ -29,6 +29,6 @@ def diff(app: App, env: str, as_json: bool, prune: bool, allow_replace: bool) ->
     if as_json:
         click.echo(json.dumps(planned.plan.to_json(), indent=2))
     else:
-        render_plan(app.console, planned.plan, verbose=app.options.verbose > 0)
+        render_plan(app.console, planned.plan, verbose=app.options.verbose > 0, header=planned.header)
     if not planned.plan.is_empty:
         raise Abort(2)

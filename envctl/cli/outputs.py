@@ -19,10 +19,9 @@ def outputs(app: App, env: str, as_json: bool) -> None:
     JSON shape: {"version": 1, "project": …, "environment": …,
     "resources": {"queue/work-units": {"url": …, "arn": …, "name": …}, …}}
     """
-    from rich.table import Table
-
     from envctl.cli.workflow import observe
     from envctl.provisioners import by_kind
+    from envctl.render.outputs import output_lines
 
     spec = app.load_spec(env)
     _, _, observed = observe(app, spec)
@@ -34,10 +33,5 @@ def outputs(app: App, env: str, as_json: bool) -> None:
     if not resources:
         app.say(f"{spec.model.project}/{spec.name} has no resources; run `envctl create {env}`")
         return
-    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    for col in ("resource", "output", "value"):
-        table.add_column(col, no_wrap=col != "value")
-    for address, outs in resources.items():
-        for i, (key, value) in enumerate(sorted(outs.items())):
-            table.add_row(address if i == 0 else "", key, value)
-    app.console.print(table)
+    for line in output_lines(resources):
+        app.console.print(line)

@@ -28,7 +28,9 @@ def apply(app: App, planned, parallelism: int) -> bool:
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() \
         else None
     try:
-        with Progress(app.console, live=app.console.is_terminal and not app.options.quiet) as progress:
+        width = max((len(str(c.address)) for c in planned.plan if c.mutating), default=0)
+        quiet = app.options.quiet
+        with Progress(app.console, live=app.console.is_terminal and not quiet, width=width, quiet=quiet) as progress:
             result = execute(planned.plan, planned.desired, planned.observed, planned.ctx,
                              parallelism=parallelism, on_event=progress, stop=stop)
     finally:
@@ -39,6 +41,10 @@ def apply(app: App, planned, parallelism: int) -> bool:
 
 
 def show_result(app: App, result) -> None:
+    """The closing line: what happened to how many resources, and how long it took (-q: only
+    when something went wrong)."""
+    if app.options.quiet and result.ok:
+        return
     counts = Counter(o.state for o in result.outcomes.values())
     order = ("created", "updated", "replaced", "deleted", "unchanged", "failed", "skipped", "not started")
     parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]

@@ -16,6 +16,12 @@ class Planned:
     observed: dict
     plan: Any
 
+    @property
+    def header(self) -> str:
+        """Where the plan was made: `acme/qa · eu-north-1 · account 123456789012`."""
+        return f"{self.spec.model.project}/{self.spec.name} · {self.session.region} · " \
+               f"account {self.session.account_id()}"
+
 
 def observe(app: App, spec) -> tuple[Any, Any, dict]:
     """(session, ctx, observed) for a validated spec; duplicates and AWS errors end the command."""

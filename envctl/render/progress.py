@@ -21,8 +21,12 @@ VERB_ED = {"create": "created", "update": "updated", "replace": "replaced", "del
 
 
 class Progress:
-    def __init__(self, console: Console, *, live: bool):
+    def __init__(self, console: Console, *, live: bool, width: int = 0, quiet: bool = False):
+        """`width`: of the address column (the longest address of the plan), so ids line up;
+        `quiet`: print failures only."""
         self.console = console
+        self.width = width
+        self.quiet = quiet
         self._lock = threading.Lock()
         self._inflight: dict[str, tuple[str, float]] = {}      # address → (state, started)
         self._live = Live(console=console, refresh_per_second=8, transient=True,
@@ -39,10 +43,12 @@ class Progress:
 
     def __call__(self, event) -> None:
         with self._lock:
-            self._handle(event)
+            if not self.quiet or isinstance(event, events.Failed):
+                self._handle(event)
 
     def _handle(self, event) -> None:
         address = str(event.address)
+        padded = f"{address:<{self.width}}"
         if isinstance(event, events.Started):
             action = str(getattr(event.action, "value", event.action))
             state = VERB_ING.get(action, action)
@@ -53,21 +59,21 @@ class Progress:
             _, started = self._inflight.get(address, ("", time.monotonic()))
             self._inflight[address] = (f"waiting: {event.status}", started)
             if not self._live:
-                self.console.print(f"  {'waiting':<10} {address}  ({event.status})")
+                self.console.print(f"  {'waiting':<10} {padded}  ({event.status})")
         elif isinstance(event, events.Done):
             self._inflight.pop(address, None)
             action = str(getattr(event.action, "value", event.action))
-            ident = f"  {event.id}" if event.id else ""
+            ident = f"{event.id}  " if event.id else ""
             self.console.print(Text.assemble(("✓ ", "green"), (f"{VERB_ED.get(action, action):<10}", "green"),
-                                             f" {address}", (f"{ident}  ({event.seconds:.1f}s)", "dim")))
+                                             f" {padded}  ", (f"{ident}({event.seconds:.1f}s)", "dim")))
         elif isinstance(event, events.Failed):
             self._inflight.pop(address, None)
             self.console.print(Text.assemble(("✗ ", "bold red"), (f"{'failed':<10}", "bold red"),
-                                             f" {address}  ", (event.message, "red")))
+                                             f" {padded}  ", (event.message, "red")))
         elif isinstance(event, events.Skipped):
             self._inflight.pop(address, None)
             self.console.print(Text.assemble(("- ", "yellow"), (f"{'skipped':<10}", "yellow"),
-                                             f" {address}  ", (event.reason, "dim")))
+                                             f" {padded}  ", (event.reason, "dim")))
 
     def _renderable(self):
         with self._lock:
