@@ -6,6 +6,7 @@ connections with backoff (total attempts bounded by `max_attempts`).
 """
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class AwsSession:
         self._lock = threading.Lock()
         self._account: str | None = None
         self._tagged: dict[str, list[tuple[str, dict[str, str]]]] | None = None
+        self._tag_lock = threading.Lock()
         self.scope: tuple[str, str] | None = None
 
     def client(self, service: str) -> Any:
@@ -103,19 +105,28 @@ class AwsSession:
             raise AwsAccessError(f"the credentials belong to account {actual}, but the spec pins account "
                                  f"{expected}; use credentials for {expected} (--profile) or fix account:")
 
+    def for_scope(self, scope: tuple[str, str]) -> "AwsSession":
+        """The same clients and account, seen from another (project, environment)."""
+        other = copy.copy(self)
+        other.scope = scope
+        other._tagged = None
+        other._tag_lock = threading.Lock()
+        return other
+
     def tagged_arns(self, resource_type: str) -> list[tuple[str, dict[str, str]]]:
         """ARNs and tags of every resource of `resource_type` (e.g. "sqs") tagged for the scope.
 
         One paginated Resource Groups Tagging API scan for the whole environment, cached:
         kinds that RGTA covers read their list from here instead of listing their service.
+        Kinds asking at once wait for the one scan (its own lock: clients stay available).
         """
-        with self._lock:
+        with self._tag_lock:
             if self._tagged is None:
                 self._tagged = self._scan_tagged()
             return list(self._tagged.get(resource_type, []))
 
     def forget_tagged(self) -> None:
-        with self._lock:
+        with self._tag_lock:
             self._tagged = None
 
     def _scan_tagged(self) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -124,7 +135,7 @@ class AwsSession:
         assert self.scope is not None, "set session.scope before discovery"
         project, environment = self.scope
         out: dict[str, list] = {}
-        paginator = self._client_unlocked("resourcegroupstaggingapi").get_paginator("get_resources")
+        paginator = self.client("resourcegroupstaggingapi").get_paginator("get_resources")
         for page in paginator.paginate(TagFilters=[{"Key": tagging.PROJECT, "Values": [project]},
                                                    {"Key": tagging.ENVIRONMENT, "Values": [environment]}]):
             for item in page.get("ResourceTagMappingList", []):
@@ -133,11 +144,3 @@ class AwsSession:
                 tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
                 out.setdefault(service, []).append((arn, tags))
         return out
-
-    def _client_unlocked(self, service: str) -> Any:
-        c = self._clients.get(service)
-        if c is None:
-            c = self._session.client(service, region_name=self.region, endpoint_url=self.endpoint_url,
-                                     config=self._config)
-            self._clients[service] = c
-        return c

@@ -1,2 +1,2 @@
 """Imports every command module so that each registers itself on the root group."""
-from envctl.cli import create, diff, offline, outputs, sandbox, validate  # noqa: F401
+from envctl.cli import create, destroy, diff, inventory, offline, outputs, sandbox, validate  # noqa: F401

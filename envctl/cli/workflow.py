@@ -18,18 +18,28 @@ class Planned:
 
     @property
     def header(self) -> str:
-        """Where the plan was made: `acme/qa · eu-north-1 · account 123456789012`."""
-        return f"{self.spec.model.project}/{self.spec.name} · {self.session.region} · " \
-               f"account {self.session.account_id()}"
+        return header(self.plan.project, self.plan.environment, self.session)
+
+
+def header(project: str, environment: str, session) -> str:
+    """Where a plan was made: `acme/qa · eu-north-1 · account 123456789012`."""
+    return f"{project}/{environment} · {session.region} · account {session.account_id()}"
 
 
 def observe(app: App, spec) -> tuple[Any, Any, dict]:
     """(session, ctx, observed) for a validated spec; duplicates and AWS errors end the command."""
+    return observe_scope(app, spec.model.project, spec.name, spec)
+
+
+def observe_scope(app: App, project: str, environment: str, spec=None) -> tuple[Any, Any, dict]:
+    """(session, ctx, observed) of one project's environment; `spec` (when there is one) pins
+    the region and the account."""
     from envctl.engine.observe import observe as discover
     from envctl.provisioners.base import Ctx
 
     session = app.session(spec)
-    ctx = Ctx(aws=session, project=spec.model.project, environment=spec.name)
+    session.scope = (project, environment)
+    ctx = Ctx(aws=session, project=project, environment=environment)
     observation = guarded(app, "discovering the environment", lambda: discover(ctx))
     if observation.duplicates:
         for address, ids in observation.duplicates:
@@ -54,11 +64,14 @@ def guarded(app: App, doing: str, fn):
     """Run an AWS-facing step; an AWS error becomes one sentence and exit 1 (traceback with -v)."""
     from envctl.aws import errors
     from envctl.aws.session import AwsAccessError
+    from envctl.engine.observe import ObserveError
 
     try:
         return fn()
     except AwsAccessError as e:
         app.abort(str(e))
+    except ObserveError as e:
+        app.abort(f"{e}" if errors.is_aws_error(e.error) else f"{doing}: {e}")
     except Exception as e:  # noqa: BLE001 — classified below; bugs are re-raised
         if errors.is_aws_error(e):
             app.abort(f"{doing}: {errors.describe(e)}")

@@ -83,3 +83,79 @@ def observe(ctx: Ctx, kinds: Iterable[str] | None = None, parallelism: int = 8, 
     resources = {a: obs[0] for a, obs in sorted(claims.items()) if len(obs) == 1}
     duplicates = [(a, sorted(o.id for o in obs)) for a, obs in sorted(claims.items()) if len(obs) > 1]
     return Observation(resources, duplicates, skipped)
+
+
+@dataclass(frozen=True)
+class EnvironmentSummary:
+    project: str
+    environment: str
+    resources: int
+    created: str | None          # the earliest envctl:created tag
+    expires: str | None          # the envctl:expires tag, when the environment has a lifetime
+
+
+def environments(session, *, parallelism: int = 8) -> list[EnvironmentSummary]:
+    """Every (project, environment) with resources in the session's account and region.
+
+    A cheap scan finds the environments (the tagging API, plus IAM paths and EC2 / Auto
+    Scaling tag filters for what it does not cover); each one is then observed in full, so
+    the counts are exact.
+    """
+    from envctl.model import tags as tagging
+    from envctl.provisioners.base import Ctx
+
+    scopes: set[tuple[str, str]] = set()
+    paginator = session.client("resourcegroupstaggingapi").get_paginator("get_resources")
+    for page in paginator.paginate(TagFilters=[{"Key": tagging.ENVIRONMENT}]):
+        for item in page.get("ResourceTagMappingList", []):
+            tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+            if tagging.PROJECT in tags:
+                scopes.add((tags[tagging.PROJECT], tags[tagging.ENVIRONMENT]))
+    for page in session.client("iam").get_paginator("list_roles").paginate(PathPrefix="/envctl/"):
+        for role in page.get("Roles", []):
+            parts = role["Path"].strip("/").split("/")
+            if len(parts) == 3:
+                scopes.add((parts[1], parts[2]))
+    scopes |= _ec2_scopes(session)
+
+    def summarise(scope: tuple[str, str]) -> EnvironmentSummary:
+        project, environment = scope
+        scoped = session.for_scope(scope)
+        found = observe(Ctx(aws=scoped, project=project, environment=environment), parallelism=parallelism)
+        live = list(found.resources.values())
+        created = min((o.tags[tagging.CREATED] for o in live if tagging.CREATED in o.tags), default=None)
+        expires = next((o.tags[tagging.EXPIRES] for o in live if tagging.EXPIRES in o.tags), None)
+        return EnvironmentSummary(project, environment, len(live), created, expires)
+
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="environments") as pool:
+        summaries = list(pool.map(summarise, sorted(scopes)))
+    return [s for s in summaries if s.resources]
+
+
+def _ec2_scopes(session) -> set[tuple[str, str]]:
+    from envctl.model import tags as tagging
+
+    out = set()
+    key_filter = [{"Name": "tag-key", "Values": [tagging.ENVIRONMENT]}]
+    ec2 = session.client("ec2")
+    for item in ec2.describe_addresses(Filters=key_filter).get("Addresses", []):
+        out.add(_scope_of(item.get("Tags")))
+    for page in ec2.get_paginator("describe_launch_templates").paginate(Filters=key_filter):
+        for item in page.get("LaunchTemplates", []):
+            out.add(_scope_of(item.get("Tags")))
+    asg = session.client("autoscaling")
+    for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
+            Filters=[{"Name": "tag-key", "Values": [tagging.ENVIRONMENT]}]):
+        for group in page.get("AutoScalingGroups", []):
+            out.add(_scope_of(group.get("Tags")))
+    out.discard(None)
+    return out
+
+
+def _scope_of(tag_list) -> tuple[str, str] | None:
+    from envctl.model import tags as tagging
+
+    tags = {t["Key"]: t["Value"] for t in tag_list or ()}
+    if tagging.PROJECT in tags and tagging.ENVIRONMENT in tags:
+        return tags[tagging.PROJECT], tags[tagging.ENVIRONMENT]
+    return None

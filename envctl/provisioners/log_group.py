@@ -117,8 +117,17 @@ class LogGroup(Provisioner[LogGroupProps]):
             logs.untag_resource(resourceArn=arn, tagKeys=to_remove)
 
     def delete(self, ctx: Ctx, observed: Observed[LogGroupProps]) -> None:
+        logs = ctx.client("logs")
+        # AWS deletes a group's metric filters with it; moto keeps them and a re-created group
+        # would inherit them. Deleting them first is right on both.
+        for f in observed.props.metric_filters:
+            try:
+                logs.delete_metric_filter(logGroupName=observed.id, filterName=f.name)
+            except Exception as e:
+                if not errors.is_not_found(e):
+                    raise
         try:
-            ctx.client("logs").delete_log_group(logGroupName=observed.id)   # its metric filters go with it
+            logs.delete_log_group(logGroupName=observed.id)
         except Exception as e:
             if not errors.is_not_found(e):
                 raise

@@ -45,8 +45,12 @@ def render_plan(console: Console, plan: Plan, *, verbose: bool = False, verb: st
             console.print(line)
         console.print()
     console.print(summary(plan, verb))
+    reasons: dict[str, list[str]] = {}
     for change in plan.blocked:
-        console.print(Text.assemble(("blocked: ", "bold red"), f"{change.address}: {change.blocked}"))
+        reasons.setdefault(change.blocked, []).append(str(change.address))
+    for reason, addresses in reasons.items():
+        which = addresses[0] if len(addresses) == 1 else f"{len(addresses)} resources"
+        console.print(Text.assemble(("blocked: ", "bold red"), f"{which}: {reason}"))
 
 
 def plan_lines(changes: list[ResourceChange], *, verbose: bool = False) -> list[Text]:
@@ -77,6 +81,8 @@ def summary(plan: Plan, verb: str = "create") -> str:
         extra = f"; {counts[Action.ORPHAN]} not in the spec" if counts[Action.ORPHAN] else ""
         return f"[green]No changes.[/] {plan.project}/{plan.environment} matches the spec " \
                f"({counts[Action.NOOP]} resources{extra})."
+    if verb == "destroy":
+        return f"[bold]Plan:[/] {counts[Action.DELETE]} to destroy."
     parts = [f"{counts[Action.CREATE]} to create", f"{counts[Action.UPDATE]} to update",
              f"{counts[Action.REPLACE]} to replace", f"{counts[Action.DELETE]} to delete"]
     tail = f"; {counts[Action.NOOP]} unchanged"
