@@ -56,9 +56,10 @@ def plan(desired: Graph, observed: Mapping[Address, Observed], *, prune: bool = 
     get = provisioner_lookup(provisioners)
     outputs = _OutputCache(observed, get)
     pending: set[Address] = set()          # being created or replaced: their outputs are unknown
+    volatile: set[Ref] = set()             # outputs an update changes (a launch template's latest_version)
 
     def lookup(ref: Ref):
-        if ref.address in pending:
+        if ref.address in pending or ref in volatile:
             return Unknown(ref)
         value = outputs.get(ref.address).get(ref.attr)
         return Unknown(ref) if value is None else value
@@ -75,6 +76,8 @@ def plan(desired: Graph, observed: Mapping[Address, Observed], *, prune: bool = 
         changes.append(change)
         if change.action is Action.CREATE or (change.action is Action.REPLACE and change.blocked is None):
             pending.add(address)
+        elif change.action is Action.UPDATE and any(ch.path != "tags" for ch in change.changes):
+            volatile.update(Ref(address, attr) for attr in getattr(get(node.kind), "volatile_outputs", ()))
 
     orphans = [a for a in observed if a not in desired]
     for address in delete_order(orphans, get):
