@@ -60,7 +60,8 @@ class DbDeletionProtected(Exception):
     def __init__(self, address: Address, name: str):
         self.address = address
         super().__init__(f"RDS DB instance {name} ({address}) has deletion protection on; set "
-                         f"deletion_protection: false in the spec and run create before deleting it")
+                         f"deletion_protection: false in the spec and run create before deleting it, "
+                         f"or destroy with --force")
 
 
 class DbInstance(Provisioner[DbInstanceProps]):
@@ -157,16 +158,21 @@ class DbInstance(Provisioner[DbInstanceProps]):
     def update_tags(self, ctx, observed: Observed[DbInstanceProps], tags: Mapping[str, str]) -> None:
         set_rds_tags(ctx.client("rds"), observed.outputs["arn"], observed.tags, tags)
 
-    def delete(self, ctx, observed: Observed[DbInstanceProps], final_snapshot: str | None = None) -> None:
-        """Delete, without a final snapshot unless `final_snapshot` names one; automated backups go too."""
+    def delete(self, ctx, observed: Observed[DbInstanceProps]) -> None:
+        """Delete with its automated backups. Deletion protection is lifted only when
+        `ctx.force` (destroy --force); `ctx.final_snapshot` (a date stamp, set by destroy of a
+        protected environment) keeps a final snapshot `<identifier>-final-<stamp>`."""
         from envctl.aws import errors
 
+        rds = ctx.client("rds")
         if observed.props.deletion_protection:
-            raise DbDeletionProtected(observed.address, observed.id)
-        snapshot = {"FinalDBSnapshotIdentifier": final_snapshot} if final_snapshot else {"SkipFinalSnapshot": True}
+            if not ctx.force:
+                raise DbDeletionProtected(observed.address, observed.id)
+            rds.modify_db_instance(DBInstanceIdentifier=observed.id, DeletionProtection=False, ApplyImmediately=True)
+        snapshot = ({"FinalDBSnapshotIdentifier": f"{observed.id}-final-{ctx.final_snapshot}"}
+                    if ctx.final_snapshot else {"SkipFinalSnapshot": True})
         try:
-            ctx.client("rds").delete_db_instance(DBInstanceIdentifier=observed.id, DeleteAutomatedBackups=True,
-                                                 **snapshot)
+            rds.delete_db_instance(DBInstanceIdentifier=observed.id, DeleteAutomatedBackups=True, **snapshot)
         except Exception as e:
             if not errors.is_not_found(e):
                 raise

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.graph import Node
-from envctl.provisioners._waiting import GONE, wait_until
+from envctl.aws.waiters import GONE, wait_until
 from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Timeouts, address_of, tag_dict, tag_list
 
 
@@ -41,7 +41,8 @@ class TableDeletionProtected(Exception):
     def __init__(self, address: Address, name: str):
         self.address = address
         super().__init__(f"DynamoDB table {name} ({address}) has deletion protection on; set "
-                         f"deletion_protection: false in the spec and run create before deleting it")
+                         f"deletion_protection: false in the spec and run create before deleting it, "
+                         f"or destroy with --force")
 
 
 class Table(Provisioner[TableProps]):
@@ -141,10 +142,13 @@ class Table(Provisioner[TableProps]):
     def delete(self, ctx, observed: Observed[TableProps]) -> None:
         from envctl.aws import errors
 
+        ddb = ctx.client("dynamodb")
         if observed.props.deletion_protection:
-            raise TableDeletionProtected(observed.address, observed.id)
+            if not ctx.force:         # destroy --force lifts it; nothing else does
+                raise TableDeletionProtected(observed.address, observed.id)
+            ddb.update_table(TableName=observed.id, DeletionProtectionEnabled=False)
         try:
-            ctx.client("dynamodb").delete_table(TableName=observed.id)
+            ddb.delete_table(TableName=observed.id)
         except Exception as e:
             if not errors.is_not_found(e):
                 raise

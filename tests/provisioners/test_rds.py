@@ -333,12 +333,26 @@ def test_delete_refuses_a_protected_database(env, aws):
     assert describe_db(aws)["DBInstanceStatus"] == "available"
 
 
-def test_delete_can_keep_a_final_snapshot(env, aws):
+def test_delete_keeps_a_final_snapshot_when_destroy_asks(env, aws):
     ctx, graph, created = env
-    by_kind("db_instance").delete(ctx, created[DB], final_snapshot="acme-qa-main-final")
+    ctx.final_snapshot = "20261128-1200"          # destroy of a protected environment sets it
+    by_kind("db_instance").delete(ctx, created[DB])
     by_kind("db_instance").wait(ctx, "acme-qa-main", "gone")
     assert [s["DBSnapshotIdentifier"] for s in aws.client("rds").describe_db_snapshots()["DBSnapshots"]] == [
-        "acme-qa-main-final"]
+        "acme-qa-main-final-20261128-1200"]
+
+
+def test_force_lifts_deletion_protection(env, aws):
+    ctx, graph, created = env
+    aws.client("rds").modify_db_instance(DBInstanceIdentifier="acme-qa-main", DeletionProtection=True,
+                                         ApplyImmediately=True)
+    observed = by_kind("db_instance").read(ctx, "acme-qa-main")
+    ctx.force = True
+    aws.log.clear()
+    by_kind("db_instance").delete(ctx, observed)
+    by_kind("db_instance").wait(ctx, "acme-qa-main", "gone")
+    assert [c.action for c in aws.log.mutating()] == ["ModifyDBInstance", "DeleteDBInstance"]
+    assert aws.client("rds").describe_db_instances()["DBInstances"] == []
 
 
 def test_delete_of_a_missing_database_or_group_succeeds(env, aws):
