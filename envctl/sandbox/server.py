@@ -125,14 +125,19 @@ class EmulatedAws:
     """moto server on 127.0.0.1 in a background thread, with a request log.
 
     `wrap` takes the logged WSGI app and returns the one to serve (latency, faults).
+    `dependency_rules` refuses, as AWS does, deletes that something still depends on
+    (see dependency_rules.py); `self.rules.refused` lists them. Refused calls are logged (400).
     """
 
-    def __init__(self, port: int = 0, wrap=None):
+    def __init__(self, port: int = 0, wrap=None, dependency_rules: bool = True):
         from moto.server import DomainDispatcherApplication, create_backend_app
+
+        from envctl.sandbox.dependency_rules import DependencyRules
 
         self.log = RequestLog()
         self.moto_app = DomainDispatcherApplication(create_backend_app)
-        app = LoggingMiddleware(self.moto_app, self.log)
+        self.rules = DependencyRules(self.moto_app) if dependency_rules else None
+        app = LoggingMiddleware(self.rules if self.rules is not None else self.moto_app, self.log)
         self.app = wrap(app) if wrap else app
         self._port = port
         self._server = None
@@ -160,6 +165,8 @@ class EmulatedAws:
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()
         self.configure({"lambda": {"use_docker": False}})
         self.log.clear()
+        if self.rules is not None:
+            self.rules.clear()
 
     def configure(self, config: dict) -> None:
         req = urllib.request.Request(f"{self.endpoint}/moto-api/config", data=json.dumps(config).encode(),
