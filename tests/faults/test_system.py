@@ -1,0 +1,136 @@
+"""The example system (the repo's specs/) built, diffed and destroyed through faults.
+
+Under 10% throttling plus 5% of 500s, 503s, dropped connections and lost replies, `envctl
+create qa` must succeed, `diff` must then find nothing to do, and AWS must hold exactly
+what a clean run leaves (compared attribute by attribute, ids replaced by addresses) with
+nothing made twice. The sweeps are the sharp version: the first call of every mutating
+action the clean run makes loses its reply (or its connection), all in one run.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from envctl.cli import _register, cli
+from envctl.sandbox.middleware import Fault, Rates
+from tests.faults import inventory
+
+_register()
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT, ENV = "acme", "qa"
+# 10% throttling + 5% split evenly between 500, 503, dropped connections and lost replies.
+FAULTS = Rates(throttle=0.10, error_500=0.0125, error_503=0.0125, drop=0.0125, lost_reply=0.0125)
+SEEDS = [int(s) for s in os.environ.get("FAULT_SEEDS", "1,2").split(",")]    # FAULT_SEEDS=2,3,4 to try others
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("example") / "specs"
+    shutil.copytree(REPO / "specs", folder)
+    return folder
+
+
+def envctl(specs: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--specs", str(specs), *args])
+
+
+def why(result: Result) -> str:
+    """The lines of a command's output that say what went wrong."""
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return f"{type(result.exception).__name__}: {result.exception}"
+    output = result.output.splitlines()
+    failures = [line for line in output if any(word in line for word in ("✗", "error:", "Traceback", "Failed:"))]
+    changes = [line for line in output if line.startswith(("+ ", "~ ", "- ", "± ", "Plan:"))]
+    return "\n".join(failures or changes) or result.output[-2000:]
+
+
+def take(faulty) -> inventory.Inventory:
+    return inventory.take(faulty.client, PROJECT, ENV)
+
+
+@pytest.fixture(scope="module")
+def baseline() -> dict:
+    return {}
+
+
+@pytest.fixture
+def clean(faulty, specs, baseline) -> dict:
+    """What a clean `create` leaves (made once per module): the inventory and its mutating calls."""
+    if not baseline:
+        created = envctl(specs, "create", ENV, "--yes")
+        assert created.exit_code == 0, why(created)
+        baseline["state"] = take(faulty).state
+        assert {"vpc/main", "subnet/private-b", "nat_gateway/nat-a", "security_group/db", "instance/bastion",
+                "autoscaling_group/orders", "db_instance/main", "queue/work-units", "bucket/uploads",
+                "function/ingest", "role/app", "schedule/nightly-import"} <= set(baseline["state"])
+        baseline["mutating"] = sorted({(c.service, c.action) for c in faulty.log.snapshot() if c.mutating})
+        faulty.server.reset()
+    return baseline
+
+
+def assert_same_as_clean(faulty, clean: dict) -> None:
+    now = take(faulty)
+    assert now.duplicates == {}
+    differences = inventory.differences(clean["state"], now.state)
+    assert not differences, "\n".join(differences)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_create_and_diff_through_faults_end_as_a_clean_run(faulty, specs, clean, seed):
+    faulty.faults.configure(FAULTS, seed=seed)
+
+    created = envctl(specs, "create", ENV, "--yes")
+    assert created.exit_code == 0, why(created)
+    diffed = envctl(specs, "diff", ENV)
+    assert diffed.exit_code == 0, why(diffed)
+
+    injected = faulty.faults.log.counts()
+    faulty.faults.off()
+    assert injected[Fault.THROTTLE] >= 20 and injected[Fault.LOST_REPLY] >= 1, injected   # the faults did happen
+    assert_same_as_clean(faulty, clean)
+
+
+@pytest.mark.parametrize("fault", [Fault.LOST_REPLY, Fault.DROP], ids=["lost-reply", "drop"])
+def test_create_when_every_mutating_action_first_fails(faulty, specs, clean, fault):
+    for service, action in clean["mutating"]:
+        faulty.faults.force(fault, service=service, action=action)
+
+    created = envctl(specs, "create", ENV, "--yes")
+    faulty.faults.off()
+    assert created.exit_code == 0, why(created)
+    assert len(faulty.faults.log.injected(fault)) == len(clean["mutating"])
+    diffed = envctl(specs, "diff", ENV)
+    assert diffed.exit_code == 0, why(diffed)
+    assert_same_as_clean(faulty, clean)
+
+
+def test_destroy_through_faults_leaves_nothing_tagged(faulty, specs, clean):
+    if "destroy" not in cli.commands:
+        pytest.skip("envctl destroy is not a command yet")
+    created = envctl(specs, "create", ENV, "--yes")
+    assert created.exit_code == 0, why(created)
+
+    faulty.faults.configure(FAULTS, seed=SEEDS[0])
+    destroyed = envctl(specs, "destroy", ENV, "--yes")
+    faulty.faults.off()
+    assert destroyed.exit_code == 0, why(destroyed)
+    assert take(faulty).found == {}
+    assert still_tagged(faulty) == []
+
+
+def still_tagged(faulty) -> list[str]:
+    """ARNs the Tagging API lists for the environment, but for terminated instances and deleted
+    NAT gateways (AWS, like moto, keeps listing those for a while)."""
+    pages = faulty.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": "envctl:project", "Values": [PROJECT]}, {"Key": "envctl:environment", "Values": [ENV]}])
+    arns = [item["ResourceARN"] for page in pages for item in page["ResourceTagMappingList"]]
+    ec2 = faulty.client("ec2")
+    gone = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+            if i["State"]["Name"] == "terminated"}
+    gone |= {n["NatGatewayId"] for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] == "deleted"}
+    return sorted(a for a in arns if a.rsplit("/", 1)[-1] not in gone)
