@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from envctl.model.address import Address
-from envctl.model.graph import topological
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import NotOurs
-from tests.provisioners.harness import delete_all, discover, graph_from_yaml, make_ctx, resolved
+from tests.provisioners.harness import (create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx,
+                                        resolved, stand_in_queue, stand_in_topic, tags_of)
 
 SPEC = """\
 tags: {Owner: platform-team}
@@ -48,35 +48,8 @@ QUEUE_AGE = "acme-qa-queue-age"
 
 def stand_ins(aws) -> dict[Address, dict]:
     """The topic and queue, made by hand: their outputs as their provisioners would give them."""
-    topic = aws.client("sns").create_topic(Name="acme-qa-alarms")["TopicArn"]
-    url = aws.client("sqs").create_queue(QueueName="acme-qa-work-units")["QueueUrl"]
-    return {Address("topic", "alarms"): {"arn": topic, "name": "acme-qa-alarms"},
-            Address("queue", "work-units"): {"url": url, "name": "acme-qa-work-units",
-                                             "arn": f"arn:aws:sqs:eu-north-1:{aws.account}:acme-qa-work-units"}}
-
-
-def create_mine(ctx, graph, given):
-    """The harness's create_all for every node not in `given` (the stand-ins' outputs)."""
-    outputs, observed = dict(given), {}
-    for address in topological(graph.nodes, {a: n.deps for a, n in graph.nodes.items()}):
-        if address not in given:
-            p = by_kind(address.kind)
-            observed[address] = p.wait(ctx, p.create(ctx, resolved(graph[address], outputs)), "ready")
-            outputs[address] = dict(p.outputs(observed[address]))
-    return observed
-
-
-def diff_mine(graph, found, given):
-    """The harness's diff_all, resolving the stand-ins' references from `given`."""
-    outputs = {**given, **{a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}}
-    out = {}
-    for node in graph:
-        if node.address not in given:
-            obs = found.get(node.address)
-            changes = None if obs is None else by_kind(node.kind).diff(resolved(node, outputs).props, obs)
-            if obs is None or changes:
-                out[node.address] = changes
-    return out
+    return {Address("topic", "alarms"): stand_in_topic(aws, "acme-qa-alarms"),
+            Address("queue", "work-units"): stand_in_queue(aws, "acme-qa-work-units")}
 
 
 def _alarm(cw, name):
@@ -85,7 +58,7 @@ def _alarm(cw, name):
 
 
 def _tags(cw, arn):
-    return {t["Key"]: t["Value"] for t in cw.list_tags_for_resource(ResourceARN=arn)["Tags"]}
+    return tags_of(cw.list_tags_for_resource(ResourceARN=arn)["Tags"])
 
 
 def test_lifecycle(aws, tmp_path):
@@ -98,7 +71,7 @@ def test_lifecycle(aws, tmp_path):
     ctx = make_ctx(aws)
 
     # create, read back with plain boto3
-    created = create_mine(ctx, graph, given)
+    created = create_all(ctx, graph, given)
     a = _alarm(cw, APP_ERRORS)
     assert (a["Namespace"], a["MetricName"], a["Statistic"], a["Period"], a["EvaluationPeriods"]) == \
         ("acme/qa", "AppErrors", "Sum", 300, 1)
@@ -123,7 +96,7 @@ def test_lifecycle(aws, tmp_path):
     aws.log.clear()
     found = discover(ctx, ["alarm", "log_group"])
     assert sorted(map(str, found)) == ["alarm/app-errors", "alarm/queue-age", "log_group/app"]
-    assert diff_mine(graph, found, given) == {}
+    assert diff_all(graph, found, given) == {}
     assert aws.log.mutating() == []
 
     # drift by hand: exactly those fields
@@ -137,7 +110,7 @@ def test_lifecycle(aws, tmp_path):
                         Dimensions=[{"Name": "QueueName", "Value": "acme-qa-work-units"},
                                     {"Name": "Team", "Value": "platform"}], OKActions=[topic])
     found = discover(ctx, ["alarm", "log_group"])
-    drift = diff_mine(graph, found, given)
+    drift = diff_all(graph, found, given)
     assert {str(k): [(c.path, c.before, c.after) for c in v] for k, v in drift.items()} == {
         "alarm/app-errors": [("threshold", 5.0, 1.0)], "alarm/queue-age": [("ok_actions", [topic], [])]}
 
@@ -145,7 +118,7 @@ def test_lifecycle(aws, tmp_path):
     for address, changes in drift.items():
         by_kind("alarm").update(ctx, found[address], resolved(graph[address], given), changes)
     found = discover(ctx, ["alarm", "log_group"])
-    assert diff_mine(graph, found, given) == {}
+    assert diff_all(graph, found, given) == {}
     assert _alarm(cw, APP_ERRORS)["Threshold"] == 1.0 and _alarm(cw, QUEUE_AGE)["OKActions"] == []
     assert _tags(cw, a["AlarmArn"])["envctl:resource"] == "alarm/app-errors"
 

@@ -15,10 +15,10 @@ import pytest
 
 from envctl.aws.session import AwsOptions, AwsSession
 from envctl.model.address import Address
-from envctl.model.graph import topological
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import Ctx, NotOurs
-from tests.provisioners.harness import delete_all, discover, graph_from_yaml, make_ctx, resolved
+from tests.provisioners.harness import (create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx,
+                                        outputs_of, resolved, stand_in_queue, stand_in_role, tags_of)
 
 SPEC = """\
 tags: {Owner: platform-team}
@@ -45,46 +45,16 @@ UPLOADS = "acme-qa-uploads"
 ARCHIVE = "acme-qa-long-term-archive"
 ALL_BLOCKED = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
                "RestrictPublicBuckets": True}
-TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                             "Principal": {"Service": "lambda.amazonaws.com"}}]})
 
 
 def stand_ins(aws) -> dict[Address, dict]:
     """The role and queue, made by hand: their outputs as their provisioners would give them."""
-    role = aws.client("iam").create_role(RoleName="acme-qa-ingest", Path="/envctl/acme/qa/",
-                                         AssumeRolePolicyDocument=TRUST)["Role"]
-    url = aws.client("sqs").create_queue(QueueName="acme-qa-work-units")["QueueUrl"]
-    return {Address("role", "ingest"): {"arn": role["Arn"], "name": role["RoleName"], "id": role["RoleId"]},
-            Address("queue", "work-units"): {"url": url, "name": "acme-qa-work-units",
-                                             "arn": f"arn:aws:sqs:eu-north-1:{aws.account}:acme-qa-work-units"}}
-
-
-def create_mine(ctx, graph, given):
-    """The harness's create_all for every node not in `given` (the stand-ins' outputs)."""
-    outputs, observed = dict(given), {}
-    for address in topological(graph.nodes, {a: n.deps for a, n in graph.nodes.items()}):
-        if address not in given:
-            p = by_kind(address.kind)
-            observed[address] = p.wait(ctx, p.create(ctx, resolved(graph[address], outputs)), "ready")
-            outputs[address] = dict(p.outputs(observed[address]))
-    return observed
-
-
-def diff_mine(graph, found, given):
-    """The harness's diff_all, resolving the stand-ins' references from `given`."""
-    outputs = {**given, **{a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}}
-    out = {}
-    for node in graph:
-        if node.address not in given:
-            obs = found.get(node.address)
-            changes = None if obs is None else by_kind(node.kind).diff(resolved(node, outputs).props, obs)
-            if obs is None or changes:
-                out[node.address] = changes
-    return out
+    return {Address("role", "ingest"): stand_in_role(aws, "acme-qa-ingest"),
+            Address("queue", "work-units"): stand_in_queue(aws, "acme-qa-work-units")}
 
 
 def _tags(s3, name):
-    return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
+    return tags_of(s3.get_bucket_tagging(Bucket=name)["TagSet"])
 
 
 def _sub(call, name, key):
@@ -110,7 +80,7 @@ def test_lifecycle(aws, tmp_path):
     ctx = make_ctx(aws)
 
     # create, read back with plain boto3
-    created = create_mine(ctx, graph, given)
+    created = create_all(ctx, graph, given)
     function_arn = created[Address("function", "ingest")].outputs["arn"]
     for name in (UPLOADS, ARCHIVE):
         assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "eu-north-1"
@@ -149,7 +119,7 @@ def test_lifecycle(aws, tmp_path):
     found = discover(ctx, ["bucket", "function", "log_group"])
     assert sorted(map(str, found)) == ["bucket/archive", "bucket/uploads", "function/ingest",
                                        "log_group/function-ingest"]
-    assert diff_mine(graph, found, given) == {}
+    assert diff_all(graph, found, given) == {}
     assert aws.log.mutating() == []
 
     # drift by hand: exactly those fields
@@ -162,7 +132,7 @@ def test_lifecycle(aws, tmp_path):
     s3.put_bucket_encryption(Bucket=ARCHIVE, ServerSideEncryptionConfiguration={"Rules": [
         {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}]})
     found = discover(ctx, ["bucket", "function", "log_group"])
-    drift = diff_mine(graph, found, given)
+    drift = diff_all(graph, found, given)
     assert {str(a): sorted(c.path for c in changes) for a, changes in drift.items()} == {
         "bucket/uploads": ["block_public_policy", "notifications", "policy", "versioning"],
         "bucket/archive": ["bucket_key_enabled"]}
@@ -175,10 +145,10 @@ def test_lifecycle(aws, tmp_path):
 
     # update repairs it
     for address, changes in drift.items():
-        by_kind("bucket").update(ctx, found[address], resolved(graph[address], created_outputs(created, given)),
+        by_kind("bucket").update(ctx, found[address], resolved(graph[address], outputs_of(created, given)),
                                  changes)
     found = discover(ctx, ["bucket", "function", "log_group"])
-    assert diff_mine(graph, found, given) == {}
+    assert diff_all(graph, found, given) == {}
     assert s3.get_public_access_block(Bucket=UPLOADS)["PublicAccessBlockConfiguration"] == ALL_BLOCKED
     assert s3.get_bucket_versioning(Bucket=UPLOADS)["Status"] == "Enabled"
 
@@ -196,10 +166,6 @@ def test_lifecycle(aws, tmp_path):
         TagFilters=[{"Key": "envctl:environment", "Values": ["qa"]}])["ResourceTagMappingList"]
     assert {r["ResourceARN"] for r in tagged} <= {"arn:aws:s3:::acme-qa-other-region"}   # moto's leak, if any
     by_kind("bucket").delete(ctx, found[Address("bucket", "uploads")])   # already gone: fine
-
-
-def created_outputs(created, given):
-    return {**given, **{a: dict(by_kind(a.kind).outputs(o)) for a, o in created.items()}}
 
 
 def test_delete_empties_a_versioned_bucket_under_its_policy(aws, tmp_path):

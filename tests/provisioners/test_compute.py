@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import base64
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
 from envctl.model.address import Address
 from envctl.model.graph import Ref
-from envctl.plan.planner import tag_change
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import Ctx, NotOurs
-from tests.provisioners.harness import create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx, resolved
+from tests.provisioners.harness import (StubClients, changes_of, create_all, delete_all, discover, drift,
+                                        graph_from_yaml, kinds_of, make_ctx, offline_client, outputs_of, repair,
+                                        resolved, tags_of)
 
 PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 OWN_PARAMETER = "/acme/images/bastion"          # ours: AWS's public parameters cannot be overwritten
@@ -78,39 +78,6 @@ def spec(aws, version: str = "1.0") -> str:
     ami = ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"]
     ssm.put_parameter(Name=OWN_PARAMETER, Value=ami, Type="String", Overwrite=True)
     return SPEC.format(parameter=PARAMETER, own_parameter=OWN_PARAMETER, ami=ami, version=version)
-
-
-def kinds_of(graph) -> list[str]:
-    return sorted({n.kind for n in graph})
-
-
-def drift(ctx, graph):
-    """Discover every kind of the graph; {address: changed fields} as the planner sees them (props and tags)."""
-    found = discover(ctx, kinds_of(graph))
-    fields = {a: None if c is None else [x.path for x in c] for a, c in diff_all(graph, found).items()}
-    for node in graph:
-        if node.address in found and tag_change(node, found[node.address].tags) is not None:
-            fields.setdefault(node.address, []).append("tags")
-    return found, fields
-
-
-def changes_of(graph, found, address):
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}
-    node = resolved(graph[address], outputs)
-    changes = list(by_kind(address.kind).diff(node.props, found[address]))
-    tags = tag_change(node, found[address].tags)
-    return node, changes + ([tags] if tags else [])
-
-
-def repair(ctx, graph, found, address) -> None:
-    """What `create` does for an UPDATE: the kind's update with the planner's changes."""
-    node, changes = changes_of(graph, found, address)
-    by_kind(address.kind).update(ctx, found[address], node, changes)
-    by_kind(address.kind).wait(ctx, found[address].id, "ready")
-
-
-def tags_of(raw) -> dict:
-    return {t["Key"]: t["Value"] for t in raw or ()}
 
 
 def live_instances(ec2, filters) -> list[dict]:
@@ -541,7 +508,7 @@ def test_delete_of_missing_compute_resources_succeeds(env, aws):
 
 def test_create_adopts_our_existing_resources_without_a_duplicate(env, aws):
     ctx, graph, created = env
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in created.items()}
+    outputs = outputs_of(created)
     aws.log.clear()
     for address in (Address("instance", "bastion"), Address("launch_template", "orders"),
                     Address("autoscaling_group", "orders")):
@@ -580,16 +547,6 @@ def test_create_refuses_names_taken_by_someone_else(aws, tmp_path):
 
 # ------------------------------------------------------------------ waits, with botocore's Stubber
 
-class _Clients:
-    region = "eu-north-1"
-
-    def __init__(self, clients):
-        self.clients = clients
-
-    def client(self, service):
-        return self.clients[service]
-
-
 def _reservation(state: str, reason: str | None = None) -> dict:
     instance = {"InstanceId": "i-0123456789abcdef0", "State": {"Name": state}}
     if reason:
@@ -601,9 +558,9 @@ def _reservation(state: str, reason: str | None = None) -> dict:
 def stubbed(monkeypatch):
     # moto's instances are running at once and terminated at once (MOTO-NOTES §7): the states
     # in between are scripted here, on a real botocore client.
-    ec2 = boto3.client("ec2", region_name="eu-north-1", aws_access_key_id="t", aws_secret_access_key="t")
+    ec2 = offline_client("ec2")
     monkeypatch.setattr(type(by_kind("instance")), "poll_interval", 0.0)
-    return Ctx(aws=_Clients({"ec2": ec2}), project="acme", environment="qa"), ec2
+    return Ctx(aws=StubClients({"ec2": ec2}), project="acme", environment="qa"), ec2
 
 
 def test_gone_waits_through_shutting_down_until_terminated(stubbed):

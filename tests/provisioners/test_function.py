@@ -16,11 +16,12 @@ import pytest
 
 from envctl.model import package
 from envctl.model.address import Address
-from envctl.model.graph import Ref, Template, topological
+from envctl.model.graph import Ref, Template
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import NotOurs
 from envctl.provisioners.function import _status
-from tests.provisioners.harness import delete_all, discover, graph_from_yaml, make_ctx, resolved
+from tests.provisioners.harness import (create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx,
+                                        offline_client, resolved, stand_in_queue, stand_in_role, stand_in_topic)
 
 SPEC = """\
 tags: {Owner: platform-team}
@@ -53,44 +54,13 @@ HANDLER = "def main(event, context):\n    return {'ok': True}\n"
 FILES = {"functions/ingest/handler.py": HANDLER, "functions/ingest/lib/util.py": "X = 1\n"}
 NAME = "acme-qa-ingest"
 LOG_GROUP = "/aws/lambda/acme-qa-ingest"
-TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                             "Principal": {"Service": "lambda.amazonaws.com"}}]})
 
 
 def stand_ins(aws) -> dict[Address, dict]:
     """The role, queue and topic, made by hand: their outputs as their provisioners would give them."""
-    role = aws.client("iam").create_role(RoleName="acme-qa-ingest", Path="/envctl/acme/qa/",
-                                         AssumeRolePolicyDocument=TRUST)["Role"]
-    url = aws.client("sqs").create_queue(QueueName="acme-qa-work-units")["QueueUrl"]
-    topic = aws.client("sns").create_topic(Name="acme-qa-events")["TopicArn"]
-    return {Address("role", "ingest"): {"arn": role["Arn"], "name": role["RoleName"], "id": role["RoleId"]},
-            Address("queue", "work-units"): {"url": url, "name": "acme-qa-work-units",
-                                             "arn": f"arn:aws:sqs:eu-north-1:{aws.account}:acme-qa-work-units"},
-            Address("topic", "events"): {"arn": topic, "name": "acme-qa-events"}}
-
-
-def create_mine(ctx, graph, given):
-    """The harness's create_all for every node not in `given` (the stand-ins' outputs)."""
-    outputs, observed = dict(given), {}
-    for address in topological(graph.nodes, {a: n.deps for a, n in graph.nodes.items()}):
-        if address not in given:
-            p = by_kind(address.kind)
-            observed[address] = p.wait(ctx, p.create(ctx, resolved(graph[address], outputs)), "ready")
-            outputs[address] = dict(p.outputs(observed[address]))
-    return observed
-
-
-def diff_mine(graph, found, given):
-    """The harness's diff_all, resolving the stand-ins' references from `given`."""
-    outputs = {**given, **{a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}}
-    out = {}
-    for node in graph:
-        if node.address not in given:
-            obs = found.get(node.address)
-            changes = None if obs is None else by_kind(node.kind).diff(resolved(node, outputs).props, obs)
-            if obs is None or changes:
-                out[node.address] = changes
-    return out
+    return {Address("role", "ingest"): stand_in_role(aws, "acme-qa-ingest"),
+            Address("queue", "work-units"): stand_in_queue(aws, "acme-qa-work-units"),
+            Address("topic", "events"): stand_in_topic(aws, "acme-qa-events")}
 
 
 def _statements(lam, name):
@@ -117,7 +87,7 @@ def test_lifecycle(aws, tmp_path):
     ctx = make_ctx(aws)
 
     # create, read back with plain boto3
-    create_mine(ctx, graph, given)
+    create_all(ctx, graph, given)
     found = lam.get_function(FunctionName=NAME)
     config = found["Configuration"]
     assert (config["Runtime"], config["Handler"], config["MemorySize"], config["Timeout"]) == \
@@ -144,7 +114,7 @@ def test_lifecycle(aws, tmp_path):
     aws.log.clear()
     found = discover(ctx, ["function", "log_group", "bucket"])
     assert sorted(map(str, found)) == ["bucket/uploads", "function/ingest", "log_group/function-ingest"]
-    assert diff_mine(graph, found, given) == {}
+    assert diff_all(graph, found, given) == {}
     assert aws.log.mutating() == []
     assert by_kind("function").outputs(found[Address("function", "ingest")]) == {
         "name": NAME, "arn": config["FunctionArn"]}
@@ -155,7 +125,7 @@ def test_lifecycle(aws, tmp_path):
                                       Environment={"Variables": {"WORK_QUEUE": "elsewhere"}})
     lam.remove_permission(FunctionName=NAME, StatementId=sns_statement["Sid"])
     found = discover(ctx, ["function", "log_group", "bucket"])
-    drift = diff_mine(graph, found, given)
+    drift = diff_all(graph, found, given)
     assert {str(a): sorted(c.path for c in changes) for a, changes in drift.items()} == {
         "function/ingest": ["code_sha256", "environment", "invoke_from", "memory_size"]}
 
@@ -165,13 +135,13 @@ def test_lifecycle(aws, tmp_path):
                                drift[Address("function", "ingest")])
     assert [c.action.rsplit("/", 1)[-1] for c in aws.log.mutating()] == ["code", "configuration", "policy"]
     found = discover(ctx, ["function", "log_group", "bucket"])
-    assert diff_mine(graph, found, given) == {}
+    assert diff_all(graph, found, given) == {}
     assert lam.get_function(FunctionName=NAME)["Configuration"]["MemorySize"] == 256
 
     # new code in the folder: only code_sha256 changes, and update uploads it
     (source / "handler.py").write_text(HANDLER + "# v2\n")
     graph = graph_from_yaml(tmp_path, SPEC, files={})
-    drift = diff_mine(graph, found, given)
+    drift = diff_all(graph, found, given)
     assert [c.path for c in drift[Address("function", "ingest")]] == ["code_sha256"]
     by_kind("function").update(ctx, found[Address("function", "ingest")],
                                resolved(graph[Address("function", "ingest")], given),
@@ -280,12 +250,11 @@ def test_status_for_the_wait(config, status):
 def test_wait_reports_lambdas_failure_reason():
     # moto never leaves a function Pending or Failed (MOTO-NOTES §7): botocore's Stubber plays
     # those answers, as MOTO-NOTES advises for wait logic. No sleep is needed: each answer is final.
-    import boto3
     from botocore.stub import Stubber
 
     from envctl.aws.waiters import WaitFailed
 
-    lam = boto3.client("lambda", region_name="eu-north-1", aws_access_key_id="x", aws_secret_access_key="x")
+    lam = offline_client("lambda")
     with Stubber(lam) as stub:
         stub.add_response("get_function_configuration", {"State": "Failed", "StateReason": "bad zip"})
         stub.add_client_error("get_function_configuration", "ResourceNotFoundException", http_status_code=404)

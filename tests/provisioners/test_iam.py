@@ -13,11 +13,11 @@ import pytest
 
 from envctl.model.address import Address
 from envctl.model.graph import Ref, Template
-from envctl.plan.planner import tag_change
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import NotOurs
 from envctl.provisioners.role import Statement, canonical_policy, canonical_statements
-from tests.provisioners.harness import create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx, resolved
+from tests.provisioners.harness import (create_all, delete_all, discover, drift, graph_from_yaml, kinds_of,
+                                        make_ctx, outputs_of, repair, resolved)
 
 ACCOUNT = "123456789012"
 PATH = "/envctl/acme/qa/"
@@ -46,30 +46,6 @@ tables:
 log_groups:
   app: {{retention_days: 7}}
 """
-
-
-def kinds_of(graph) -> list[str]:
-    return sorted({n.kind for n in graph})
-
-
-def drift(ctx, graph):
-    """Discover every kind of the graph; {address: changed fields} as the planner sees them (props and tags)."""
-    found = discover(ctx, kinds_of(graph))
-    fields = {a: None if c is None else [x.path for x in c] for a, c in diff_all(graph, found).items()}
-    for node in graph:
-        if node.address in found and tag_change(node, found[node.address].tags) is not None:
-            fields.setdefault(node.address, []).append("tags")
-    return found, fields
-
-
-def repair(ctx, graph, found, address) -> None:
-    """What `create` does for an UPDATE: the kind's update with the planner's changes."""
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}
-    node = resolved(graph[address], outputs)
-    p = by_kind(address.kind)
-    changes = list(p.diff(node.props, found[address]))
-    tags = tag_change(node, found[address].tags)
-    p.update(ctx, found[address], node, changes + ([tags] if tags else []))
 
 
 @pytest.fixture
@@ -294,7 +270,7 @@ def test_drift_by_hand_shows_exactly_that_field_and_update_repairs_it(env, aws, 
     change(aws.client("iam"))
     found, changes = drift(ctx, graph)
     assert changes == {address: fields}
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}
+    outputs = outputs_of(found)
     desired = resolved(graph[address], outputs).props
     assert not any(c.forces_replace for c in by_kind(address.kind).diff(desired, found[address]))
     repair(ctx, graph, found, address)
@@ -353,7 +329,7 @@ def test_delete_of_a_missing_role_or_profile_succeeds(env, aws):
 
 def test_create_adopts_our_existing_role_and_profile(env, aws):
     ctx, graph, created = env
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in created.items()}
+    outputs = outputs_of(created)
     for address in (Address("role", "app"), Address("instance_profile", "app")):
         node = resolved(graph[address], outputs)
         assert by_kind(address.kind).create(ctx, node) == "acme-qa-app"

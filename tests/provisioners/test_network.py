@@ -20,7 +20,8 @@ from envctl.provisioners import by_kind, nat_gateway
 from envctl.provisioners._ec2 import wait_readable
 from envctl.provisioners.base import Ctx, NotOurs, Observed
 from tests.conftest import REGION
-from tests.provisioners.harness import create_all, delete_all, diff_all, discover, graph_from_yaml, resolved
+from tests.provisioners.harness import (create_all, delete_all, discover, drift, graph_from_yaml, offline_client,
+                                        outputs_of, resolved)
 
 KINDS = ["vpc", "internet_gateway", "subnet", "eip", "nat_gateway", "route_table", "security_group"]
 
@@ -106,20 +107,9 @@ def net(aws, ctx, tmp_path) -> Net:
     return Net(aws, ctx, graph, create_all(ctx, graph))
 
 
-def drift(ctx: Ctx, graph: Graph) -> tuple[dict[Address, Observed], dict[Address, list[str] | None]]:
-    """Discover, then {address: changed field names} as the planner sees them (props and tags);
-    None for an address not found."""
-    found = discover(ctx, KINDS)
-    fields = {a: None if c is None else [x.path for x in c] for a, c in diff_all(graph, found).items()}
-    for node in graph:
-        if node.address in found and tag_change(node, found[node.address].tags) is not None:
-            fields.setdefault(node.address, []).append("tags")
-    return found, fields
-
-
 def repair(net: Net, found: dict[Address, Observed], address: Address) -> None:
     """What the executor does for an UPDATE: the kind's update for the props, update_tags for the tags."""
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}
+    outputs = outputs_of(found)
     node = resolved(net.graph[address], outputs)
     p = by_kind(address.kind)
     changes = list(p.diff(node.props, found[address]))
@@ -223,14 +213,14 @@ def test_create_with_a_nat_gateway_per_zone(aws, ctx, tmp_path):
             [nat["NatGatewayId"]]
         assert {a["SubnetId"] for a in t["Associations"]} == {id_("subnet", f"private-{zone}"),
                                                               id_("subnet", f"data-{zone}")}
-    assert drift(ctx, graph)[1] == {}
+    assert drift(ctx, graph, KINDS)[1] == {}
 
 
 # ------------------------------------------------------------------ 2. discover and diff: clean, read-only
 
 def test_discover_finds_exactly_the_network_and_diff_is_clean_without_a_mutating_call(net):
     net.aws.log.clear()
-    found, changes = drift(net.ctx, net.graph)
+    found, changes = drift(net.ctx, net.graph, KINDS)
     assert set(found) == set(net.graph.nodes)
     assert {a: o.id for a, o in found.items()} == {a: o.id for a, o in net.created.items()}
     assert changes == {}
@@ -312,11 +302,11 @@ def _public_ips_on(ec2, net):
 ], ids=lambda v: v.__name__.strip("_") if callable(v) else None)
 def test_drift_shows_exactly_that_field_and_update_repairs_it(net, change, address, fields):
     change(net.aws.client("ec2"), net)
-    found, changes = drift(net.ctx, net.graph)
+    found, changes = drift(net.ctx, net.graph, KINDS)
     assert changes == {Address.parse(address): fields}
 
     repair(net, found, Address.parse(address))
-    found, changes = drift(net.ctx, net.graph)
+    found, changes = drift(net.ctx, net.graph, KINDS)
     assert changes == {}
     assert found[Address.parse(address)].id == net.created[Address.parse(address)].id     # repaired in place
 
@@ -328,11 +318,11 @@ def test_a_detached_internet_gateway_is_attached_again(aws, ctx, tmp_path):
     ec2 = aws.client("ec2")
     gateway, vpc = net.id("internet_gateway", "main"), net.id("vpc", "main")
     ec2.detach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
-    found, changes = drift(ctx, graph)
+    found, changes = drift(ctx, graph, KINDS)
     assert changes == {Address("internet_gateway", "main"): ["vpc_id"]}
 
     repair(net, found, Address("internet_gateway", "main"))
-    assert drift(ctx, graph)[1] == {}
+    assert drift(ctx, graph, KINDS)[1] == {}
     attachments = ec2.describe_internet_gateways(InternetGatewayIds=[gateway])["InternetGateways"][0]["Attachments"]
     assert attachments == [{"State": "available", "VpcId": vpc}]
 
@@ -356,17 +346,17 @@ def test_deleted_by_hand_is_absent_and_create_brings_it_back(net):
     ec2.delete_nat_gateway(NatGatewayId=net.id("nat_gateway", "nat-a"))          # stays listed as `deleted`
     ec2.delete_security_group(GroupId=net.id("security_group", "db"))
 
-    found, changes = drift(net.ctx, net.graph)
+    found, changes = drift(net.ctx, net.graph, KINDS)
     nat, db = Address("nat_gateway", "nat-a"), Address("security_group", "db")
     assert nat not in found and db not in found
     # the private table's route to the NAT gateway is unknown until a new one exists
     assert changes == {nat: None, db: None, Address("route_table", "private"): ["routes"]}
     assert by_kind("nat_gateway").read(net.ctx, net.id("nat_gateway", "nat-a")) is None
 
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}
+    outputs = outputs_of(found)
     new_id = by_kind("security_group").create(net.ctx, resolved(net.graph[db], outputs))
     assert new_id != net.id("security_group", "db")
-    assert drift(net.ctx, net.graph)[1] == {nat: None, Address("route_table", "private"): ["routes"]}
+    assert drift(net.ctx, net.graph, KINDS)[1] == {nat: None, Address("route_table", "private"): ["routes"]}
 
 
 # ------------------------------------------------------------------ 6. delete: nothing tagged remains
@@ -474,7 +464,7 @@ def test_delete_of_what_is_already_gone_succeeds(net):
 
 def test_create_again_adopts_what_carries_our_address(net):
     net.aws.log.clear()
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in net.created.items()}
+    outputs = outputs_of(net.created)
     for node in net.graph:
         assert by_kind(node.kind).create(net.ctx, resolved(node, outputs)) == net.created[node.address].id
     assert net.aws.log.mutating() == []
@@ -486,7 +476,7 @@ def test_a_group_name_taken_by_an_untagged_group_is_not_ours(net):
     db = Address("security_group", "db")
     ec2.delete_security_group(GroupId=net.id("security_group", "db"))
     ec2.create_security_group(GroupName="acme-qa-db", Description="by hand", VpcId=net.id("vpc", "main"))
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in net.created.items()}
+    outputs = outputs_of(net.created)
 
     with pytest.raises(NotOurs, match="security group acme-qa-db"):
         by_kind("security_group").create(net.ctx, resolved(net.graph[db], outputs))
@@ -499,7 +489,7 @@ def test_a_subnet_cidr_taken_by_an_untagged_subnet_is_not_ours(net):
     data_b = Address("subnet", "data-b")
     ec2.delete_subnet(SubnetId=net.id("subnet", "data-b"))
     ec2.create_subnet(VpcId=net.id("vpc", "main"), CidrBlock="10.20.49.0/24", AvailabilityZone="eu-north-1b")
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in net.created.items()}
+    outputs = outputs_of(net.created)
 
     with pytest.raises(NotOurs, match="subnet 10.20.49.0/24"):
         by_kind("subnet").create(net.ctx, resolved(net.graph[data_b], outputs))
@@ -519,10 +509,9 @@ class _Stubbed:
     region = REGION
 
     def __init__(self):
-        import boto3
         from botocore.stub import Stubber
 
-        self.ec2 = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+        self.ec2 = offline_client("ec2")
         self.stub = Stubber(self.ec2)
 
     def client(self, service):

@@ -10,8 +10,8 @@ from envctl.model.address import Address
 from envctl.model.graph import Node
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import NotOurs
-from tests.provisioners.harness import (create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx,
-                                        resolved)
+from tests.provisioners.harness import (changed_values, create_all, delete_all, diff_all, discover, graph_from_yaml,
+                                        make_ctx, tagged_arns, update_props)
 
 WORK = Address("queue", "work-units")
 DLQ = Address("queue", "work-units-dlq")
@@ -32,25 +32,9 @@ schedules:
 """
 
 
-def _tagged(aws, env: str = "qa") -> list[str]:
-    pages = aws.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": "envctl:environment", "Values": [env]}], ResourceTypeFilters=["sqs"])
-    return [r["ResourceARN"] for p in pages for r in p["ResourceTagMappingList"]]
-
-
 def _attrs(sqs, name: str) -> dict:
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-
-
-def _changes(graph, found, address):
-    return {c.path: (c.before, c.after) for c in diff_all(graph, found)[address]}
-
-
-def _update(ctx, graph, found, address):
-    """Update as the executor does: with the node's references resolved from what exists."""
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}
-    by_kind("queue").update(ctx, found[address], resolved(graph[address], outputs), diff_all(graph, found)[address])
 
 
 # ------------------------------------------------------------------ expansion
@@ -140,8 +124,8 @@ def test_lifecycle(aws, tmp_path):
                                 "Resource": imports["QueueArn"]})
     sqs.set_queue_attributes(QueueUrl=imports_url, Attributes={"Policy": json.dumps(policy), "DelaySeconds": "5"})
     found = discover(ctx, KINDS)
-    assert _changes(graph, found, WORK) == {"visibility_timeout": (60, 300)}
-    imports_changes = _changes(graph, found, IMPORTS)
+    assert changed_values(graph, found, WORK) == {"visibility_timeout": (60, 300)}
+    imports_changes = changed_values(graph, found, IMPORTS)
     assert set(imports_changes) == {"allow_from", "delay_seconds"}
     assert imports_changes["delay_seconds"] == (5, 0)
     assert ["policy", '{"Action":"sqs:SendMessage","Effect":"Allow","Principal":"*","Resource":"'
@@ -149,7 +133,7 @@ def test_lifecycle(aws, tmp_path):
 
     # 4. update repairs both, and the policy envctl wrote survives (moto drops unsent attributes).
     for address in (WORK, IMPORTS):
-        _update(ctx, graph, found, address)
+        update_props(ctx, graph, found, address)
     assert _attrs(sqs, "acme-qa-work-units")["VisibilityTimeout"] == "300"
     assert json.loads(_attrs(sqs, "acme-qa-imports")["Policy"])["Statement"] == policy["Statement"][:1]
     assert json.loads(_attrs(sqs, "acme-qa-work-units")["RedrivePolicy"])["maxReceiveCount"] == 5
@@ -163,7 +147,7 @@ def test_lifecycle(aws, tmp_path):
     # 6. Destroy leaves nothing tagged; an untagged queue with a similar name is untouched.
     sqs.create_queue(QueueName="acme-qa-work-units-copy")
     delete_all(ctx, found, graph)
-    assert _tagged(aws) == []
+    assert tagged_arns(aws, ["sqs"]) == []
     assert [u.rsplit("/", 1)[1] for u in sqs.list_queues().get("QueueUrls", [])] == ["acme-qa-work-units-copy"]
 
 
@@ -211,8 +195,8 @@ def test_update_of_one_attribute_keeps_the_policy(aws, tmp_path):
     policy = _attrs(sqs, "acme-qa-imports")["Policy"]
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"DelaySeconds": "9", "Policy": policy})
     found = discover(ctx, KINDS)
-    assert _changes(graph, found, IMPORTS) == {"delay_seconds": (9, 0)}
-    _update(ctx, graph, found, IMPORTS)
+    assert changed_values(graph, found, IMPORTS) == {"delay_seconds": (9, 0)}
+    update_props(ctx, graph, found, IMPORTS)
     attrs = _attrs(sqs, "acme-qa-imports")
     assert attrs["DelaySeconds"] == "0"
     assert json.loads(attrs["Policy"]) == json.loads(policy)

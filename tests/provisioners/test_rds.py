@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
 from envctl.model.address import Address
 from envctl.model.graph import Ref
-from envctl.plan.planner import tag_change
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import Ctx, NotOurs, Observed
 from envctl.provisioners.db_instance import DbDeletionProtected, DbInstanceProps
 from envctl.provisioners.db_subnet_group import DbSubnetGroupProps
-from tests.provisioners.harness import create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx, resolved
+from tests.provisioners.harness import (StubClients, changes_of, create_all, delete_all, discover, drift,
+                                        graph_from_yaml, kinds_of, make_ctx, offline_client, outputs_of, repair,
+                                        resolved, tags_of)
 
 DB = Address("db_instance", "main")
 GROUP = Address("db_subnet_group", "main")
@@ -53,39 +53,6 @@ databases:
     security_groups: [db]
     backup_retention_days: 7
 """
-
-
-def kinds_of(graph) -> list[str]:
-    return sorted({n.kind for n in graph})
-
-
-def drift(ctx, graph):
-    """Discover every kind of the graph; {address: changed fields} as the planner sees them (props and tags)."""
-    found = discover(ctx, kinds_of(graph))
-    fields = {a: None if c is None else [x.path for x in c] for a, c in diff_all(graph, found).items()}
-    for node in graph:
-        if node.address in found and tag_change(node, found[node.address].tags) is not None:
-            fields.setdefault(node.address, []).append("tags")
-    return found, fields
-
-
-def changes_of(graph, found, address):
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}
-    node = resolved(graph[address], outputs)
-    changes = list(by_kind(address.kind).diff(node.props, found[address]))
-    tags = tag_change(node, found[address].tags)
-    return node, changes + ([tags] if tags else [])
-
-
-def repair(ctx, graph, found, address) -> None:
-    """What `create` does for an UPDATE: the kind's update with the planner's changes, then the wait."""
-    node, changes = changes_of(graph, found, address)
-    by_kind(address.kind).update(ctx, found[address], node, changes)
-    by_kind(address.kind).wait(ctx, found[address].id, "ready")
-
-
-def tags_of(raw) -> dict:
-    return {t["Key"]: t["Value"] for t in raw or ()}
 
 
 @pytest.fixture
@@ -265,8 +232,8 @@ def test_a_major_version_upgrade_happens_in_place(env, aws, tmp_path):
 def test_subnet_group_changes_are_one_modify_call(aws, tmp_path):
     # moto's modify_db_subnet_group drops the group from its store (moto/rds/models.py pops it and
     # never puts it back): the call is checked with botocore's Stubber instead of read back.
-    rds = boto3.client("rds", region_name="eu-north-1", aws_access_key_id="t", aws_secret_access_key="t")
-    ctx = Ctx(aws=_Clients({"rds": rds}), project="acme", environment="qa")
+    rds = offline_client("rds")
+    ctx = Ctx(aws=StubClients({"rds": rds}), project="acme", environment="qa")
     graph = graph_from_yaml(tmp_path, SPEC.format(version="16.4"))
     node = resolved(graph[GROUP], {Address("subnet", "data-a"): {"id": "subnet-a"},
                                    Address("subnet", "data-b"): {"id": "subnet-b"}})
@@ -369,7 +336,7 @@ def test_delete_of_a_missing_database_or_group_succeeds(env, aws):
 
 def test_create_adopts_our_existing_database_and_group(env, aws):
     ctx, graph, created = env
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in created.items()}
+    outputs = outputs_of(created)
     for address in (GROUP, DB):
         assert by_kind(address.kind).create(ctx, resolved(graph[address], outputs)) == "acme-qa-main"
     rds = aws.client("rds")
@@ -399,16 +366,6 @@ def test_create_refuses_names_taken_by_someone_else(aws, tmp_path):
 
 # ------------------------------------------------------------------ waits, with botocore's Stubber
 
-class _Clients:
-    region = "eu-north-1"
-
-    def __init__(self, clients):
-        self.clients = clients
-
-    def client(self, service):
-        return self.clients[service]
-
-
 def _db(status: str, pending: dict | None = None) -> dict:
     db = {"DBInstanceIdentifier": "acme-qa-main", "DBInstanceClass": "db.t3.small", "Engine": "postgres",
           "DBInstanceStatus": status, "MasterUsername": "envctl", "AllocatedStorage": 20, "EngineVersion": "16.4",
@@ -420,10 +377,9 @@ def _db(status: str, pending: dict | None = None) -> dict:
 
 @pytest.fixture
 def stubbed(monkeypatch):
-    rds = boto3.client("rds", region_name="eu-north-1", aws_access_key_id="t", aws_secret_access_key="t")
-    ec2 = boto3.client("ec2", region_name="eu-north-1", aws_access_key_id="t", aws_secret_access_key="t")
+    rds, ec2 = offline_client("rds"), offline_client("ec2")
     monkeypatch.setattr(type(by_kind("db_instance")), "poll_interval", 0.0)
-    ctx = Ctx(aws=_Clients({"rds": rds, "ec2": ec2}), project="acme", environment="qa")
+    ctx = Ctx(aws=StubClients({"rds": rds, "ec2": ec2}), project="acme", environment="qa")
     return ctx, rds
 
 

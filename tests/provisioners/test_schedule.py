@@ -9,8 +9,8 @@ import pytest
 from envctl.model.address import Address
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import NotOurs
-from tests.provisioners.harness import (create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx,
-                                        resolved)
+from tests.provisioners.harness import (changed_values, create_all, delete_all, diff_all, discover, graph_from_yaml,
+                                        make_ctx, update_props)
 
 NIGHTLY = Address("schedule", "nightly-import")
 KINDS = ["queue", "schedule"]
@@ -41,16 +41,6 @@ def _ours(aws) -> list[str]:
     qa = {"Key": "envctl:environment", "Value": "qa"}
     return [r["Name"] for r in events.list_rules()["Rules"]
             if qa in events.list_tags_for_resource(ResourceARN=r["Arn"])["Tags"]]
-
-
-def _changes(graph, found, address):
-    return {c.path: (c.before, c.after) for c in diff_all(graph, found)[address]}
-
-
-def _update(ctx, graph, found, address):
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}
-    by_kind("schedule").update(ctx, found[address], resolved(graph[address], outputs),
-                               diff_all(graph, found)[address])
 
 
 # ------------------------------------------------------------------ expansion
@@ -108,9 +98,9 @@ def test_lifecycle(aws, tmp_path):
     # 3a. Disabled by hand: the diff is exactly the state; update enables it again.
     events.disable_rule(Name="acme-qa-nightly-import")
     found = discover(ctx, KINDS)
-    assert _changes(graph, found, NIGHTLY) == {"state": ("DISABLED", "ENABLED")}
+    assert changed_values(graph, found, NIGHTLY) == {"state": ("DISABLED", "ENABLED")}
     aws.log.clear()
-    _update(ctx, graph, found, NIGHTLY)
+    update_props(ctx, graph, found, NIGHTLY)
     assert [c.action for c in aws.log.mutating()] == ["PutRule"]
     assert events.describe_rule(Name="acme-qa-nightly-import")["State"] == "ENABLED"
 
@@ -120,9 +110,9 @@ def test_lifecycle(aws, tmp_path):
         {"Id": "queue", "Arn": queue_arn, "Input": '{"job": "something-else"}'},
         {"Id": "extra", "Arn": queue_arn}])
     found = discover(ctx, KINDS)
-    assert set(_changes(graph, found, NIGHTLY)) == {"targets"}
+    assert set(changed_values(graph, found, NIGHTLY)) == {"targets"}
     aws.log.clear()
-    _update(ctx, graph, found, NIGHTLY)
+    update_props(ctx, graph, found, NIGHTLY)
     assert sorted(c.action for c in aws.log.mutating()) == ["PutTargets", "RemoveTargets"]
     [target] = events.list_targets_by_rule(Rule="acme-qa-nightly-import")["Targets"]
     assert (target["Id"], json.loads(target["Input"])) == ("queue", {"job": "import-partner-files", "when": "nightly"})
@@ -157,10 +147,10 @@ def test_expression_and_description_changes_are_updates(aws, tmp_path):
     events.put_rule(Name="acme-qa-nightly-import", ScheduleExpression="rate(1 hour)", State="ENABLED",
                     Description="changed by hand")
     found = discover(ctx, KINDS)
-    assert _changes(graph, found, NIGHTLY) == {
+    assert changed_values(graph, found, NIGHTLY) == {
         "schedule_expression": ("rate(1 hour)", "cron(0 2 * * ? *)"),
         "description": ("changed by hand", "envctl acme/qa: sends a message to queue imports")}
-    _update(ctx, graph, found, NIGHTLY)
+    update_props(ctx, graph, found, NIGHTLY)
     assert events.describe_rule(Name="acme-qa-nightly-import")["ScheduleExpression"] == "cron(0 2 * * ? *)"
     assert diff_all(graph, discover(ctx, KINDS)) == {}
 

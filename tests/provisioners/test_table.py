@@ -1,7 +1,6 @@
 """DynamoDB tables: expansion, the lifecycle against moto server, adoption, protection, waits."""
 from __future__ import annotations
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -9,7 +8,8 @@ from envctl.model.address import Address
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import NotOurs
 from envctl.provisioners.table import Table, TableDeletionProtected
-from tests.provisioners.harness import create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx
+from tests.provisioners.harness import (StubCtx, changed_values, create_all, delete_all, diff_all, discover,
+                                        graph_from_yaml, make_ctx, offline_client, tagged_arns)
 
 SESSIONS = Address("table", "sessions")
 
@@ -21,16 +21,6 @@ tables:
     sort_key: {name: created_at, type: N}
     ttl_attribute: expires_at
 """
-
-
-def _tagged(aws, env: str = "qa") -> list[str]:
-    pages = aws.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": "envctl:environment", "Values": [env]}], ResourceTypeFilters=["dynamodb"])
-    return [r["ResourceARN"] for p in pages for r in p["ResourceTagMappingList"]]
-
-
-def _changes(graph, found, address):
-    return {c.path: (c.before, c.after) for c in diff_all(graph, found)[address]}
 
 
 # ------------------------------------------------------------------ expansion
@@ -102,7 +92,7 @@ def test_lifecycle(aws, tmp_path):
     ddb.update_continuous_backups(TableName="acme-qa-sessions",
                                   PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
     found = discover(ctx, ["table"])
-    assert _changes(graph, found, SESSIONS) == {"point_in_time_recovery": (True, False)}
+    assert changed_values(graph, found, SESSIONS) == {"point_in_time_recovery": (True, False)}
 
     # 4. … and update repairs it.
     changes = diff_all(graph, found)[SESSIONS]
@@ -129,7 +119,7 @@ def test_lifecycle(aws, tmp_path):
                            {"Key": "envctl:resource", "Value": "table/sessions"}])
     create_all(ctx, graph)
     delete_all(ctx, discover(ctx, ["table"]), graph)
-    assert _tagged(aws) == []
+    assert tagged_arns(aws, ["dynamodb"]) == []
     assert sorted(ddb.list_tables()["TableNames"]) == ["acme-qa-sessions-copy", "acme-staging-sessions"]
 
 
@@ -154,7 +144,7 @@ def test_provisioned_billing_round_trip_and_drift(aws, tmp_path):
     ddb.update_table(TableName="acme-qa-counters", ProvisionedThroughput={"ReadCapacityUnits": 7,
                                                                          "WriteCapacityUnits": 3})
     found = discover(ctx, ["table"])
-    assert _changes(graph, found, address) == {"read_capacity": (7, 2)}
+    assert changed_values(graph, found, address) == {"read_capacity": (7, 2)}
     by_kind("table").update(ctx, found[address], graph[address], diff_all(graph, found)[address])
     assert ddb.describe_table(TableName="acme-qa-counters")["Table"]["ProvisionedThroughput"]["ReadCapacityUnits"] == 2
     assert diff_all(graph, discover(ctx, ["table"])) == {}
@@ -170,7 +160,7 @@ def test_ttl_attribute_change_disables_the_old_one_first(aws, tmp_path):
     ddb.update_time_to_live(TableName="acme-qa-sessions",
                             TimeToLiveSpecification={"Enabled": True, "AttributeName": "valid_until"})
     found = discover(ctx, ["table"])
-    assert _changes(graph, found, SESSIONS) == {"ttl_attribute": ("valid_until", "expires_at")}
+    assert changed_values(graph, found, SESSIONS) == {"ttl_attribute": ("valid_until", "expires_at")}
 
     aws.log.clear()
     by_kind("table").update(ctx, found[SESSIONS], graph[SESSIONS], diff_all(graph, found)[SESSIONS])
@@ -195,7 +185,7 @@ def test_encryption_drift_is_seen_and_repaired_by_update_table(aws, tmp_path):
     ddb.update_time_to_live(TableName="acme-qa-sessions",
                             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
     found = discover(ctx, ["table"])
-    assert _changes(graph, found, SESSIONS) == {"encryption": ("AWS_OWNED", "KMS")}
+    assert changed_values(graph, found, SESSIONS) == {"encryption": ("AWS_OWNED", "KMS")}
 
     aws.log.clear()
     by_kind("table").update(ctx, found[SESSIONS], node, diff_all(graph, found)[SESSIONS])
@@ -251,16 +241,10 @@ def test_delete_of_a_missing_table_succeeds(aws, tmp_path):
 # ------------------------------------------------------------------ waits
 # moto's tables are ACTIVE at once (MOTO-NOTES §7): the polling path is driven with a Stubber.
 
-class _StubCtx:
-    def __init__(self, client):
-        self._client = client
-
-    def client(self, service):
-        return self._client
-
-
-def _stubbed():
-    client = boto3.client("dynamodb", region_name="eu-north-1", aws_access_key_id="x", aws_secret_access_key="x")
+@pytest.fixture
+def stubbed(monkeypatch):
+    monkeypatch.setattr(Table, "poll_interval", 0)
+    client = offline_client("dynamodb")
     return client, Stubber(client)
 
 
@@ -271,37 +255,33 @@ def _table(status, sse=None):
     return {"Table": table}
 
 
-def test_wait_active_polls_until_active_and_encryption_settled(monkeypatch):
-    client, stub = _stubbed()
+def test_wait_active_polls_until_active_and_encryption_settled(stubbed):
+    client, stub = stubbed
     for status, sse in (("CREATING", None), ("ACTIVE", "ENABLING"), ("ACTIVE", "ENABLED")):
         stub.add_response("describe_table", _table(status, sse), {"TableName": "tbl"})
-    monkeypatch.setattr(Table, "poll_interval", 0)
     with stub:
-        Table()._wait_active(_StubCtx(client), "tbl", timeout=60)
+        Table()._wait_active(StubCtx(client), "tbl", timeout=60)
     stub.assert_no_pending_responses()          # it stopped at the first read that was settled
 
 
-def test_wait_active_fails_when_the_table_disappears(monkeypatch):
-    client, stub = _stubbed()
+def test_wait_active_fails_when_the_table_disappears(stubbed):
+    client, stub = stubbed
     stub.add_client_error("describe_table", "ResourceNotFoundException", expected_params={"TableName": "tbl"})
-    monkeypatch.setattr(Table, "poll_interval", 0)
     with stub, pytest.raises(RuntimeError, match="DynamoDB table tbl is gone, expected ACTIVE"):
-        Table()._wait_active(_StubCtx(client), "tbl", timeout=60)
+        Table()._wait_active(StubCtx(client), "tbl", timeout=60)
 
 
-def test_wait_times_out_naming_the_last_status(monkeypatch):
-    client, stub = _stubbed()
+def test_wait_times_out_naming_the_last_status(stubbed):
+    client, stub = stubbed
     stub.add_response("describe_table", _table("UPDATING"), {"TableName": "tbl"})
-    monkeypatch.setattr(Table, "poll_interval", 0)
     with stub, pytest.raises(TimeoutError, match="last status: UPDATING"):
-        Table()._wait_active(_StubCtx(client), "tbl", timeout=0)
+        Table()._wait_active(StubCtx(client), "tbl", timeout=0)
 
 
-def test_wait_gone_polls_through_deleting(monkeypatch):
-    client, stub = _stubbed()
+def test_wait_gone_polls_through_deleting(stubbed):
+    client, stub = stubbed
     stub.add_response("describe_table", _table("DELETING"), {"TableName": "tbl"})
     stub.add_client_error("describe_table", "ResourceNotFoundException", expected_params={"TableName": "tbl"})
-    monkeypatch.setattr(Table, "poll_interval", 0)
     with stub:
-        assert Table().wait(_StubCtx(client), "tbl", "gone") is None
+        assert Table().wait(StubCtx(client), "tbl", "gone") is None
     stub.assert_no_pending_responses()

@@ -2,7 +2,6 @@
 subscriptions reconciled as a set, adoption and foreign names."""
 from __future__ import annotations
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -11,8 +10,8 @@ from envctl.model.graph import Node
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import NotOurs, Observed
 from envctl.provisioners.topic import Subscription, TopicProps
-from tests.provisioners.harness import (create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx,
-                                        resolved)
+from tests.provisioners.harness import (StubCtx, changed_values, create_all, delete_all, diff_all, discover,
+                                        graph_from_yaml, make_ctx, offline_client, tagged_arns, update_props)
 
 EVENTS = Address("topic", "events")
 KINDS = ["queue", "topic"]
@@ -31,23 +30,8 @@ topics:
 """
 
 
-def _tagged(aws, env: str = "qa") -> list[str]:
-    pages = aws.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": "envctl:environment", "Values": [env]}], ResourceTypeFilters=["sns", "sqs"])
-    return [r["ResourceARN"] for p in pages for r in p["ResourceTagMappingList"]]
-
-
 def _subs(sns, arn: str = ARN) -> set[tuple[str, str]]:
     return {(s["Protocol"], s["Endpoint"]) for s in sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]}
-
-
-def _changes(graph, found, address):
-    return {c.path: (c.before, c.after) for c in diff_all(graph, found)[address]}
-
-
-def _update(ctx, graph, found, address):
-    outputs = {a: dict(by_kind(a.kind).outputs(o)) for a, o in found.items()}
-    by_kind("topic").update(ctx, found[address], resolved(graph[address], outputs), diff_all(graph, found)[address])
 
 
 # ------------------------------------------------------------------ expansion
@@ -108,7 +92,7 @@ def test_lifecycle(aws, tmp_path):
     sns.subscribe(TopicArn=ARN, Protocol="email", Endpoint="intruder@example.com")
     sns.set_topic_attributes(TopicArn=ARN, AttributeName="KmsMasterKeyId", AttributeValue="")
     found = discover(ctx, KINDS)
-    changes = _changes(graph, found, EVENTS)
+    changes = changed_values(graph, found, EVENTS)
     assert set(changes) == {"subscriptions", "kms_master_key_id"}
     assert changes["kms_master_key_id"] == (None, "alias/aws/sns")
     before, after = changes["subscriptions"]
@@ -117,7 +101,7 @@ def test_lifecycle(aws, tmp_path):
 
     # 4. update subscribes what is missing and unsubscribes what is extra; nothing else.
     aws.log.clear()
-    _update(ctx, graph, found, EVENTS)
+    update_props(ctx, graph, found, EVENTS)
     assert sorted(c.action for c in aws.log.mutating()) == ["SetTopicAttributes", "Subscribe", "Unsubscribe"]
     assert _subs(sns) == {("email", "ops@example.com"), ("sms", "+358401234567"), ("sqs", queue_arn)}
     assert sns.get_topic_attributes(TopicArn=ARN)["Attributes"]["KmsMasterKeyId"] == "alias/aws/sns"
@@ -132,7 +116,7 @@ def test_lifecycle(aws, tmp_path):
     other = sns.create_topic(Name="acme-qa-events-copy")["TopicArn"]
     create_all(ctx, graph)
     delete_all(ctx, discover(ctx, KINDS), graph)
-    assert _tagged(aws) == []
+    assert tagged_arns(aws, ["sns", "sqs"]) == []
     assert [t["TopicArn"] for t in sns.list_topics()["Topics"]] == [other]
 
 
@@ -172,16 +156,8 @@ def test_delete_of_a_missing_topic_succeeds(aws, tmp_path):
 # moto confirms e-mail subscriptions at once (MOTO-NOTES §8); AWS lists an unconfirmed one
 # with SubscriptionArn "PendingConfirmation". The reconcile decision is driven with a Stubber.
 
-class _StubCtx:
-    def __init__(self, client):
-        self._client = client
-
-    def client(self, service):
-        return self._client
-
-
 def test_pending_subscriptions_count_as_present_and_are_never_unsubscribed():
-    sns = boto3.client("sns", region_name="eu-north-1", aws_access_key_id="x", aws_secret_access_key="x")
+    sns = offline_client("sns")
     stub = Stubber(sns)
     stub.add_response("list_subscriptions_by_topic", {"Subscriptions": [
         {"SubscriptionArn": "PendingConfirmation", "Protocol": "email", "Endpoint": "ops@example.com",
@@ -201,5 +177,5 @@ def test_pending_subscriptions_count_as_present_and_are_never_unsubscribed():
     p = by_kind("topic")
     with stub:
         # Only the confirmed extra is unsubscribed; ops@ is not subscribed again (a second mail).
-        p.update(_StubCtx(sns), observed, Node(EVENTS, want, "acme-qa-events", {}), p.diff(want, observed))
+        p.update(StubCtx(sns), observed, Node(EVENTS, want, "acme-qa-events", {}), p.diff(want, observed))
     stub.assert_no_pending_responses()
