@@ -42,7 +42,8 @@ class AutoscalingGroup(Provisioner[AutoscalingGroupProps]):
     props = AutoscalingGroupProps
     set_fields = frozenset({"subnet_ids"})
     timeouts = Timeouts(create=900, update=900, delete=1200)
-    uses = frozenset({"launch_template", "subnet"})
+    # internet_gateway: AWS will not detach the gateway while an instance's public IP is mapped.
+    uses = frozenset({"launch_template", "subnet", "internet_gateway"})
     poll_interval: float = 10.0
 
     def discover(self, ctx) -> Iterable[Observed[AutoscalingGroupProps]]:

@@ -46,7 +46,8 @@ class Instance(Provisioner[InstanceProps]):
                             "volume_gb", "volume_type", "volume_encrypted"})
     set_fields = frozenset({"security_group_ids"})
     timeouts = Timeouts(create=600, update=600, delete=1200)
-    uses = frozenset({"subnet", "security_group", "instance_profile"})
+    # internet_gateway: AWS will not detach the gateway while an instance's public IP is mapped.
+    uses = frozenset({"subnet", "security_group", "instance_profile", "internet_gateway"})
     poll_interval: float = 5.0
 
     def discover(self, ctx) -> Iterable[Observed[InstanceProps]]:
