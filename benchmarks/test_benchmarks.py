@@ -1,0 +1,84 @@
+"""Checks of the benchmark's own arithmetic: `python -m pytest benchmarks -q` (no AWS, no moto)."""
+from __future__ import annotations
+
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+
+from benchmarks import generate
+from benchmarks.run import Run, analyse, longest_chain
+from envctl.expand import expand
+from envctl.model.address import Address
+from envctl.spec.validate import load
+
+CHEAP_KINDS = {"vpc", "internet_gateway", "subnet", "eip", "nat_gateway", "route_table", "security_group", "role",
+               "table", "queue", "topic", "bucket", "log_group", "alarm", "schedule"}
+
+
+@pytest.mark.parametrize("total", [11, 50, 137, 1000])
+def test_a_generated_environment_has_exactly_the_resources_asked_for(tmp_path, total):
+    env = generate.write(tmp_path, total)
+    graph = expand(load(tmp_path, env))
+    kinds = Counter(n.kind for n in graph)
+    assert sum(kinds.values()) == total
+    assert set(kinds) <= CHEAP_KINDS
+
+
+def test_longest_chain_follows_the_heaviest_path():
+    weights = {"a": 2, "b": 3, "c": 10, "d": 1}
+    waits = {"b": {"a"}, "d": {"b", "c"}}          # a → b → d, c → d
+    assert longest_chain(weights, waits) == (11, ["c", "d"])
+    assert longest_chain({}, {}) == (0, [])
+
+
+def _node(address: str, *deps: str):
+    a = Address.parse(address)
+    return SimpleNamespace(address=a, kind=a.kind, deps=frozenset(Address.parse(d) for d in deps))
+
+
+def _call(label: str, service: str = "sqs", operation: str = "GetQueueAttributes") -> dict:
+    return {"label": label, "service": service, "operation": operation, "start": 0.0, "end": 0.05}
+
+
+def test_the_bound_adds_main_calls_the_longest_discovery_with_the_tag_scan_and_the_longest_chain():
+    graph = [_node("queue/dlq"), _node("queue/work", "queue/dlq"), _node("topic/alarms")]
+    calls = ([_call("main", "sts", "GetCallerIdentity")]
+             + [_call("discover:topic", "resourcegroupstaggingapi", "GetResources")] * 2   # the shared scan
+             + [_call("discover:topic", "sns", "GetTopicAttributes")]
+             + [_call("discover:queue")] * 3
+             + [_call("discover:vpc", "ec2", "DescribeVpcs")] * 4
+             + [_call("queue/dlq|apply")] * 2 + [_call("queue/work|apply")] * 3 + [_call("topic/alarms|apply")] * 4)
+    trace = {"calls": calls, "phases": [], "tag_scan_users": ["discover:queue", "discover:topic"]}
+    run = Run(["envctl", "create"], 0, 1.0, 100.0, 0.5, 0.0, "", "", trace=trace)
+
+    result = analyse(run, graph, 0.05, "apply", 10, expect=(0,))
+
+    cp = result["critical_path"]
+    assert cp["main_thread_calls"] == 1
+    assert cp["discoveries"] == [{"kind": "queue", "calls": 5}]     # 3 own + 2 pages of the scan it waits for
+    assert cp["longest_chain"] == {"calls": 5, "path": ["queue/dlq", "queue/work"]}
+    assert cp["calls"] == 11
+    assert cp["bound_s"] == pytest.approx(0.55)
+    assert result["discovery"]["topic"]["actions"] == {"GetTopicAttributes": 1}   # the scan is not the topic's
+    assert result["tag_scan"] == {"calls": 2, "waiting_kinds": ["queue", "topic"]}
+    assert result["step_calls_by_kind"]["queue"] == {"steps": 2, "calls_each": 2.5, "max": 3}
+
+
+def test_destroy_waits_for_the_users_first_and_discovers_twice():
+    graph = [_node("queue/dlq"), _node("queue/work", "queue/dlq")]
+    first = [dict(_call("discover:queue"), start=10.1)] * 3
+    check = [dict(_call("discover:queue"), start=12.1)] * 1
+    calls = first + [_call("queue/dlq|remove")] * 1 + [_call("queue/work|remove")] * 2 + check
+    phases = [{"phase": "observe", "start": 10.0, "end": 10.5}, {"phase": "execute", "start": 10.6, "end": 12.0},
+              {"phase": "observe", "start": 12.0, "end": 12.2}]
+    run = Run(["envctl", "destroy"], 0, 3.5, 100.0, 0.5, 9.0, "", "", trace={"calls": calls, "phases": phases})
+
+    result = analyse(run, graph, 0.05, "remove", 10, expect=(0,))
+
+    cp = result["critical_path"]
+    assert cp["longest_chain"] == {"calls": 3, "path": ["queue/work", "queue/dlq"]}
+    assert cp["discoveries"] == [{"kind": "queue", "calls": 3}, {"kind": "queue", "calls": 1}]
+    assert cp["calls"] == 7
+    assert result["time_split_s"] == {"start-up": 1.0, "observe": 0.5, "plan": 0.1, "execute": 1.4, "check": 0.2,
+                                      "rest": 0.3}

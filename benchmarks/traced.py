@@ -1,0 +1,128 @@
+"""The envctl CLI with every AWS call attributed to what made it: `python -m benchmarks.traced ARGS…`.
+
+Used by run.py in place of `python -m envctl`, so that the run it times is also the run it
+analyses. With $ENVCTL_BENCH_TRACE set, it writes there, as JSON, the times of the observe
+and execute phases and one record per API call: who made it (`discover:<kind>`, the
+executor step `<address>|<phase>`, or `main`), service, operation, start and end.
+
+The attribution wraps, in this process only: botocore's `BaseClient._make_api_call` (every
+API call, retries included inside it), each registered provisioner's `discover`, the
+executor's per-step function `_Run._run` (private: if it is renamed, step calls show up as
+`unattributed` and run.py says so), the session's `tagged_arns` (to know which labels wait
+for the one shared Resource Groups Tagging API scan) and the `observe` / `execute` entry
+points. The overhead is a few microseconds per call.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import threading
+import time
+
+_label = threading.local()
+_calls: list[dict] = []
+_phases: list[dict] = []
+_tag_scan_users: set[str] = set()
+
+
+def _current() -> str:
+    label = getattr(_label, "value", None)
+    if label:
+        return label
+    return "main" if threading.current_thread() is threading.main_thread() else "unattributed"
+
+
+def _labelled(fn, label_of):
+    """fn, with the calls made inside it labelled label_of(*args) (the outermost label wins)."""
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        if getattr(_label, "value", None):
+            return fn(*args, **kwargs)
+        _label.value = label_of(*args)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _label.value = None
+    return inner
+
+
+def _listed(fn):
+    """A discover that may be a generator, run to the end inside the call (so inside its label)."""
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        return list(fn(*args, **kwargs))
+    return inner
+
+
+def _timed_phase(name: str, fn):
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        start = time.time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _phases.append({"phase": name, "start": start, "end": time.time()})
+    return inner
+
+
+def install() -> None:
+    from botocore.client import BaseClient
+
+    from envctl.aws.session import AwsSession
+    from envctl.engine import executor, observe
+    from envctl.provisioners import REGISTRY
+
+    make_api_call = BaseClient._make_api_call
+
+    def traced_call(client, operation_name, api_params):
+        record = {"label": _current(), "service": client.meta.service_model.service_name,
+                  "operation": operation_name, "start": time.time()}
+        try:
+            return make_api_call(client, operation_name, api_params)
+        except Exception as e:
+            code = getattr(e, "response", {}).get("Error", {}).get("Code")    # botocore's ClientError
+            record["error"] = code or type(e).__name__
+            raise
+        finally:
+            record["end"] = time.time()
+            _calls.append(record)
+
+    BaseClient._make_api_call = traced_call
+    for cls in REGISTRY:
+        cls.discover = _labelled(_listed(cls.discover), lambda p, *_: f"discover:{p.kind}")
+    if hasattr(getattr(executor, "_Run", None), "_run"):
+        executor._Run._run = _labelled(executor._Run._run, lambda _, step, *__: f"{step.change.address}|{step.phase}")
+    tagged_arns = AwsSession.tagged_arns
+
+    def traced_tagged_arns(session, resource_type):
+        _tag_scan_users.add(_current())          # this label waits for the shared tag scan
+        return tagged_arns(session, resource_type)
+
+    AwsSession.tagged_arns = traced_tagged_arns
+    observe.observe = _timed_phase("observe", observe.observe)
+    executor.execute = _timed_phase("execute", executor.execute)
+
+
+def write(path: str) -> None:
+    with open(path, "w") as f:
+        json.dump({"phases": _phases, "calls": _calls, "tag_scan_users": sorted(_tag_scan_users)}, f)
+
+
+def main() -> None:
+    path = os.environ.get("ENVCTL_BENCH_TRACE")
+    from envctl.cli import main as envctl_main
+
+    if path:
+        install()
+    sys.argv[0] = "envctl"
+    try:
+        envctl_main()
+    finally:
+        if path:
+            write(path)
+
+
+if __name__ == "__main__":
+    main()
