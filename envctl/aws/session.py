@@ -2,7 +2,10 @@
 
 boto3 Sessions are not thread-safe; clients are. We create clients under a lock from one
 Session, and share them. Standard retry mode retries throttling, 5xx and dropped
-connections with backoff (total attempts bounded by `max_attempts`).
+connections with backoff (total attempts bounded by `max_attempts`), but for one case: a
+mutating call without an idempotency token whose connection broke after it was sent (see
+`_no_blind_retry`). That one may have happened, so it goes back to the caller, which looks
+before it tries again.
 """
 from __future__ import annotations
 
@@ -16,11 +19,19 @@ import boto3
 import botocore.loaders
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, NoCredentialsError, NoRegionError,
+                                 ReadTimeoutError)
 
 from envctl.aws import errors
 
 DEFAULT_MAX_ATTEMPTS = 8
+# Operations that only read, by name: everything else may change something.
+READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Query", "Scan", "BatchGet", "Search", "Select",
+                 "Check", "Validate", "Estimate", "Preview", "Filter", "Test")
+# Writes that are the same write when repeated, which botocore's model cannot say: DynamoDB item
+# writes of a whole item by its key. envctl's only ones are the environment lock's, whose
+# conditions hold for their own repeat (engine/lock.py: `token = :mine`).
+REPEATABLE = frozenset({("dynamodb", "PutItem"), ("dynamodb", "UpdateItem"), ("dynamodb", "DeleteItem")})
 
 # botocore parses its service models (megabytes of JSON) once per loader, and each Session has
 # its own: one loader for the process makes every session after the first cheap (the tests and
@@ -56,8 +67,10 @@ class AwsSession:
             core.get_scoped_config()        # a missing profile is said here, not at the first call
         except BotoCoreError as e:
             raise AwsAccessError(f"cannot use AWS profile {options.profile!r}: {e}") from None
-        if self.region not in self._session.get_available_regions("ec2") and not self.endpoint_url:
-            raise AwsAccessError(f"unknown AWS region {self.region!r}")
+        # Refused with an endpoint too: emulators answer any region, moto with HTML 500s.
+        if self.region not in _known_regions(self._session):
+            raise AwsAccessError(f"unknown AWS region {self.region!r}: give one of AWS's regions (e.g. "
+                                 "eu-north-1) with --region or the spec's region:")
         self._config = Config(retries={"mode": "standard", "total_max_attempts": options.max_attempts},
                               max_pool_connections=64, connect_timeout=10, read_timeout=60)
         self._clients: dict[str, Any] = {}
@@ -73,13 +86,16 @@ class AwsSession:
             if c is None:
                 c = self._session.client(service, region_name=self.region, endpoint_url=self.endpoint_url,
                                          config=self._config)
+                # First, so that botocore's own retry handler never sees these failures.
+                c.meta.events.register_first(f"needs-retry.{c.meta.service_model.service_id.hyphenize()}",
+                                             _no_blind_retry)
                 self._clients[service] = c
             return c
 
     def account_id(self) -> str:
         if self._account is None:
             try:
-                self._account = self.client("sts").get_caller_identity()["Account"]
+                self._account = self._caller_account()
             except NoCredentialsError:
                 raise AwsAccessError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
                                      "AWS_SECRET_ACCESS_KEY, or use --sandbox") from None
@@ -87,16 +103,38 @@ class AwsSession:
                 raise AwsAccessError("no AWS region: give --region or set region: in the spec") from None
             except ClientError as e:
                 code = errors.error_code(e)
-                if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
+                if errors.is_expired_credentials(e):
                     raise AwsAccessError("the AWS credentials have expired; log in again "
                                          "(aws sso login, or new keys)") from None
                 if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException"):
                     raise AwsAccessError(f"AWS rejected the credentials ({errors.message(e)})") from None
                 raise AwsAccessError(f"cannot read the caller identity: {errors.message(e)}") from None
             except BotoCoreError as e:
-                where = self.endpoint_url or f"AWS in {self.region}"
-                raise AwsAccessError(f"cannot reach {where}: {e}") from None
+                if self.endpoint_url:
+                    raise AwsAccessError(f"cannot reach the endpoint {self.endpoint_url} ({e}); check "
+                                         "--endpoint-url / AWS_ENDPOINT_URL, or start the sandbox") from None
+                raise AwsAccessError(f"cannot reach AWS in {self.region} ({e}); check the network and "
+                                     "proxy settings") from None
         return self._account
+
+    def _caller_account(self) -> str:
+        """The account of the credentials: the first call of every command.
+
+        A wrong endpoint or no network would only be said after the full retry budget (8
+        attempts, seconds; minutes for an endpoint that never answers), so the first try has
+        3 quick attempts and short timeouts; a throttled or failing STS then gets the full
+        budget of the session's own client.
+        """
+        quick = self._session.client("sts", region_name=self.region, endpoint_url=self.endpoint_url,
+                                     config=self._config.merge(Config(
+                                         retries={"mode": "standard", "total_max_attempts": 3},
+                                         connect_timeout=5, read_timeout=15)))
+        try:
+            return quick.get_caller_identity()["Account"]
+        except ClientError as e:
+            if not errors.is_transient(e):
+                raise
+        return self.client("sts").get_caller_identity()["Account"]
 
     def check_account(self, expected: str | None) -> None:
         """The account guard: refuse, before any other call, credentials of another account."""
@@ -144,3 +182,29 @@ class AwsSession:
                 tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
                 out.setdefault(service, []).append((arn, tags))
         return out
+
+
+def _no_blind_retry(caught_exception=None, operation=None, **kwargs) -> None:
+    """botocore's needs-retry hook: hand a broken-off mutating call back instead of re-sending it.
+
+    A dropped connection or a read timeout after the request went out leaves it unknown whether
+    the call happened. Re-sending it blindly makes a second VPC (no name, no token), or fails
+    with "already exists" on the first one's rule, route or attachment, and the caller never
+    learns that it should look first. Reads are safe to repeat, and so are calls with an
+    idempotency token (botocore fills it in once and re-sends the same one) and the few
+    `REPEATABLE` writes: for those, and for every other failure, it returns None and
+    botocore's standard handler decides as usual.
+    """
+    if not isinstance(caught_exception, (ConnectionClosedError, ReadTimeoutError)) or operation is None:
+        return None
+    if operation.name.startswith(READ_PREFIXES) or operation.idempotent_members:
+        return None
+    if (operation.service_model.endpoint_prefix, operation.name) in REPEATABLE:
+        return None
+    raise caught_exception
+
+
+def _known_regions(session: boto3.Session) -> set[str]:
+    """Every region botocore knows, in every partition (aws, aws-cn, aws-us-gov…)."""
+    return {region for partition in session.get_available_partitions()
+            for region in session.get_available_regions("ec2", partition_name=partition)}

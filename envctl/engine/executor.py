@@ -16,7 +16,13 @@ Before touching an existing resource the executor reads it again: it refuses a r
 that is not tagged as this environment's, and one that changed since the plan was made
 ("changed since plan; run diff again"). Each provisioner call is retried while its error is
 temporary (engine/retry.py); a create that failed ambiguously (5xx, dropped connection)
-looks for what it may have created before trying again. A failed step skips everything
+looks for what it may have created (`find`) before trying again.
+
+Creates converge: what create made (or found, after an ambiguous failure) is read back and
+diffed against the spec, and whatever differs (a rule, a route, a table's TTL that a cut-off
+create never set; tags) is updated in the same step. An update that is retried reads the
+resource again and applies only what still differs, since the failed attempt may have been
+carried out (its reply lost). A failed step skips everything
 that waits for it; independent work carries on. Setting `stop` (Ctrl-C) starts no new
 work, lets calls in flight finish, and reports the rest as not started.
 
@@ -42,7 +48,7 @@ from envctl.model.address import Address
 from envctl.model.graph import Graph, Node, Ref, resolve, topological
 from envctl.plan.changes import Action, Plan, ResourceChange
 from envctl.plan.planner import comparable_tags, kind_uses, provisioner_lookup, tag_change, wanted_tags
-from envctl.provisioners.base import Ctx, NotOurs, Observed, Provisioner
+from envctl.provisioners.base import Ctx, DeletionProtected, NotOurs, Observed, Provisioner
 
 
 class State(str, Enum):
@@ -340,7 +346,7 @@ class _Run:
         c = step.change
         p = self.get(c.kind)
         node = self._resolved(c.address)
-        node = replace(node, tags={**node.tags, tagging.CREATED: self.run_started})
+        node = replace(node, tags={**node.tags, tagging.CREATED: self.run_started, **self.ctx.lifecycle_tags})
         ambiguous = False
 
         def attempt() -> str:
@@ -358,9 +364,12 @@ class _Run:
                 raise
 
         new_id = self._call(c.address, attempt)
+        # Converge: a create cut short (a lost reply on its third call, a resource adopted after
+        # an ambiguous failure) is finished here, in the same run, rather than left as drift.
         ready = self._call(c.address, lambda: p.wait(self.ctx, new_id, "ready"))
         if ready is None:
             raise Refused(f"{c.kind} {new_id} was created but cannot be read back")
+        ready = self._reconcile(c, p, node, ready)
         return _Finish(True, new_id, outputs=p.outputs(ready))
 
     def _update(self, step: _Step) -> _Finish:
@@ -370,19 +379,57 @@ class _Run:
         if live is None:
             raise Refused("it no longer exists (changed since plan); run diff again")
         node = self._resolved(c.address)
-        changes = list(p.diff(node.props, live))
-        planned = {ch.path for ch in c.changes}
-        unexpected = [ch.path for ch in changes if ch.path not in planned or ch.forces_replace]
-        if unexpected:
-            raise Refused(f"changed since plan ({', '.join(unexpected)}); run diff again")
-        if changes:
-            self._call(c.address, lambda: p.update(self.ctx, live, node, changes))
-        if tag_change(node, live.tags) is not None:
-            self._call(c.address, lambda: p.update_tags(self.ctx, live, wanted_tags(node, live.tags)))
+        ready = self._reconcile(c, p, node, live, planned={ch.path for ch in c.changes})
+        return _Finish(True, live.id, outputs=p.outputs(ready))
+
+    def _reconcile(self, c: ResourceChange, p: Provisioner, node: Node, live: Observed,
+                   planned: set[str] | None = None) -> Observed:
+        """Make `live` match `node` (props, then tags) and wait until it is ready.
+
+        Only the `planned` attribute paths may change (None: any, after a create); anything else
+        that differs is refused as changed since plan. A retry reads the resource again and does
+        only what still differs: the failed call may have been carried out (a lost reply), and
+        repeating it would fail with "already exists" or do it twice.
+        """
+        first = True
+
+        def attempt() -> None:
+            nonlocal first
+            current = live if first else self._read_ours(c, p, live.id)
+            first = False
+            changes = list(p.diff(node.props, current))
+            if planned is not None:
+                unexpected = [ch.path for ch in changes if ch.path not in planned or ch.forces_replace]
+                if unexpected:
+                    raise Refused(f"changed since plan ({', '.join(unexpected)}); run diff again")
+            if changes:
+                p.update(self.ctx, current, node, changes)
+            tags = self._tags_to_set(node, current.tags)
+            if tags is not None:
+                p.update_tags(self.ctx, current, tags)
+
+        self._call(c.address, attempt)
         ready = self._call(c.address, lambda: p.wait(self.ctx, live.id, "ready"))
         if ready is None:
-            raise Refused(f"{c.kind} {live.id} disappeared while being updated")
-        return _Finish(True, live.id, outputs=p.outputs(ready))
+            raise Refused(f"{c.kind} {live.id} disappeared while being {'created' if planned is None else 'updated'}")
+        return ready
+
+    def _tags_to_set(self, node: Node, live_tags: Mapping[str, str]) -> dict[str, str] | None:
+        """The tags an update sets, or None when they are right: the spec's (and Name), envctl's
+        lifecycle tags as they are live, with this run's expiry and, when missing, its creation time."""
+        lifecycle = {**tagging.lifecycle(node.tags), **tagging.lifecycle(live_tags), **self.ctx.lifecycle_tags}
+        if tag_change(node, live_tags) is None and lifecycle == tagging.lifecycle(live_tags):
+            return None
+        return {**wanted_tags(node, live_tags), **lifecycle}
+
+    def _read_ours(self, c: ResourceChange, p: Provisioner, id: str) -> Observed:
+        """Read a resource this run is working on again (a retry); it must still be there and ours."""
+        live = p.read(self.ctx, id)
+        if live is None:
+            raise Refused(f"{c.kind} {id} disappeared while being worked on; run diff again")
+        if not self.ctx.is_ours(live.tags):
+            raise Refused(f"{c.kind} {id} is not tagged as this environment's; refusing to touch it")
+        return live
 
     def _remove(self, step: _Step) -> _Finish:
         c = step.change
@@ -462,9 +509,11 @@ def _half_done(change: ResourceChange, queue: _ReadyQueue) -> str:
 
 
 def _detail(e: BaseException) -> str:
-    """The why of a failure: AWS's code and message, our own refusal, or (a bug) the exception."""
+    """The why of a failure: the AWS call with its code and message, our own refusal, or (a
+    bug) the exception."""
     if errors.is_aws_error(e):
-        return errors.message(e)
-    if isinstance(e, (Refused, NotOurs, WaitFailed, TimeoutError, retry.Temporary, retry.Permanent)):
+        return errors.describe(e)
+    if isinstance(e, (Refused, NotOurs, DeletionProtected, WaitFailed, TimeoutError, retry.Temporary,
+                      retry.Permanent)):
         return str(e)
     return f"{type(e).__name__}: {e}"

@@ -15,10 +15,12 @@ copied in here: the executor looks them up by address in the graph and the obser
                   "replace_because": [], "blocked": null}, ...]}
 
 Values are plain JSON; a value not known before a dependency exists is the string
-"(known after create)".
+"(known after create)", and the value of a map key that names a secret (a function's
+environment variable PARTNER_API_TOKEN, DB_PASSWORD, …: see `is_sensitive`) is "(sensitive)".
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -83,7 +85,7 @@ class ResourceChange:
             "action": self.action.value,
             "physical_name": self.physical_name,
             "id": self.id,
-            "changes": [{"path": c.path, "before": jsonable(c.before), "after": jsonable(c.after),
+            "changes": [{"path": c.path, "before": masked(jsonable(c.before)), "after": masked(jsonable(c.after)),
                          "forces_replace": c.forces_replace} for c in self.changes],
             "replace_because": list(self.replace_because),
             "blocked": self.blocked,
@@ -154,3 +156,26 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     return str(value)
+
+
+# Map keys whose values are not shown in plans (text or JSON): a function's environment may
+# carry a token or a password, and plans end up in CI logs. The spec holds them in clear, so
+# this hides them from logs, not from readers of the repository: real secrets belong in
+# Secrets Manager (the database's master password is managed there by AWS).
+SENSITIVE_TEXT = "(sensitive)"
+_SENSITIVE_KEY = re.compile(r"secret|passw(or)?d|token|credential|private_?key|api_?key", re.IGNORECASE)
+
+
+def is_sensitive(key: str) -> bool:
+    """A map key that names a secret: *SECRET*, *PASSWORD*/*PASSWD*, *TOKEN*, *CREDENTIAL*,
+    *PRIVATE_KEY*, *API_KEY* (any case)."""
+    return bool(_SENSITIVE_KEY.search(key))
+
+
+def masked(plain: Any) -> Any:
+    """A `jsonable` value with the values of sensitive keys, at any depth, replaced by "(sensitive)"."""
+    if isinstance(plain, dict):
+        return {k: SENSITIVE_TEXT if is_sensitive(k) and v is not None else masked(v) for k, v in plain.items()}
+    if isinstance(plain, list):
+        return [masked(v) for v in plain]
+    return plain

@@ -8,6 +8,7 @@ decided. It never prints and never decides: the planner and executor do.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
@@ -72,6 +73,11 @@ class Ctx:
     # (a date stamp) makes stateful deletes that can keep a snapshot keep one named with it.
     force: bool = False
     final_snapshot: str | None = None
+    # envctl's lifecycle tags for this run (envctl:expires from a ttl, envctl:protected): the
+    # executor puts them on every resource it creates or updates; create renews the others.
+    lifecycle_tags: Mapping[str, str] = field(default_factory=dict)
+    # One per run (per Ctx): mixed into client tokens, so that they hold within a run only.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def client(self, service: str) -> Any:
         return self.aws.client(service)
@@ -89,11 +95,23 @@ class Ctx:
         return tagging.is_ours(tags, self.project, self.environment)
 
     def client_token(self, address: Address, salt: str = "") -> str:
-        """Idempotency token from environment + address: a retried create is the same create."""
+        """Idempotency token for a create: environment + address + this run.
+
+        Within one run a retried create is the same request, so AWS answers it with what the
+        first attempt made. A later run (after a crash, or once the resource was deleted) sends
+        a new token: AWS would answer a reused one with the old, maybe deleted, resource, or
+        with IdempotentParameterMismatch (envctl:created differs). Duplicates across runs are
+        prevented by the look-up by tag every create makes first (`find`), not by the token.
+        """
         import hashlib
 
-        raw = f"{self.project}/{self.environment}/{address}/{salt}"
+        raw = f"{self.project}/{self.environment}/{address}/{salt}/{self.run_id}"
         return hashlib.sha256(raw.encode()).hexdigest()[:64]
+
+
+class DeletionProtected(Exception):
+    """delete refused: the resource has deletion protection on (only destroy --force lifts it).
+    Kinds subclass it with their own message; the executor shows it as the reason, not as a bug."""
 
 
 class NotOurs(Exception):
@@ -143,7 +161,8 @@ class Provisioner(Generic[P]):
         raise NotImplementedError
 
     def update_tags(self, ctx: Ctx, observed: Observed[P], tags: Mapping[str, str]) -> None:
-        """Make the user tags equal `tags` (envctl's own tags never change)."""
+        """Make the user tags equal those of `tags` (tags.user_tags: the spec's own and envctl's
+        lifecycle tags; the ownership tags never change)."""
         raise NotImplementedError
 
     def delete(self, ctx: Ctx, observed: Observed[P]) -> None:

@@ -97,11 +97,13 @@ class Bucket(Provisioner[BucketProps]):
         existing = self.find(ctx, node)
         if existing is not None:
             return self._adopt(ctx, node, existing)
-        request: dict[str, Any] = {"Bucket": name}
+        # Tagged on create (CreateBucketConfiguration.Tags), so that a bucket whose create lost its
+        # reply, or whose run was killed right after, is found by name as ours and adopted.
+        configuration: dict[str, Any] = {"Tags": tag_list(node.tags)}
         if ctx.region != "us-east-1":
-            request["CreateBucketConfiguration"] = {"LocationConstraint": ctx.region}
+            configuration["LocationConstraint"] = ctx.region
         try:
-            s3.create_bucket(**request)
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration=configuration)
         except Exception as e:
             if not errors.is_already_exists(e):
                 raise
@@ -109,9 +111,7 @@ class Bucket(Provisioner[BucketProps]):
             if existing is None:
                 raise NotOurs(node.address, f"S3 bucket {name}") from None
             return self._adopt(ctx, node, existing)
-        # The one exception to tag-on-create: CreateBucket took no tags until recently (and moto
-        # still ignores them there), so the tags follow straight after. A crash in between leaves
-        # an untagged bucket, which discovery cannot see and `find` (by name) reports as not ours.
+        # Tagged again at once: moto (the test emulator) ignores the tags of CreateBucket.
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list(node.tags)})
         # Everything that differs from a bare bucket; the security settings always, whatever this
         # account's (or the emulator's) defaults for new buckets are.

@@ -2,7 +2,8 @@
 
 A changed list (rules, routes, subnet ids) shows only the items that go (`- …`) and come
 (`+ …`); a changed map (tags) only its keys that differ. `before` is live AWS, `after` the
-spec, so `- x` reads "create removes x".
+spec, so `- x` reads "create removes x". Values of keys that name a secret (a function's
+PARTNER_API_TOKEN, …; plan.changes.is_sensitive) read "(sensitive)": compared, never shown.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from envctl.plan.changes import UNKNOWN_TEXT, jsonable
+from envctl.plan.changes import SENSITIVE_TEXT, UNKNOWN_TEXT, is_sensitive, jsonable, masked
 
 ITEM_WIDTH = 100       # one list item or map entry
 SIDE_WIDTH = 60        # each side of `before → after`
@@ -18,7 +19,7 @@ SIDE_WIDTH = 60        # each side of `before → after`
 
 def show(value: Any, width: int = SIDE_WIDTH) -> str:
     """One value as compact JSON (unknowns unquoted), cut to `width` characters."""
-    return _cut(_text(jsonable(value)), width)
+    return _cut(_text(masked(jsonable(value))), width)
 
 
 def attribute_lines(before: Any, after: Any, *, created: bool = False) -> list[str]:
@@ -26,9 +27,9 @@ def attribute_lines(before: Any, after: Any, *, created: bool = False) -> list[s
     old, new = jsonable(before), jsonable(after)
     if created:
         if isinstance(new, list) and new:
-            return [_cut(_text(_compact(item)), ITEM_WIDTH) for item in new]
+            return [_cut(_text(_compact(masked(item))), ITEM_WIDTH) for item in new]
         if isinstance(new, dict) and new:
-            return [_cut(f"{k}: {_text(v)}", ITEM_WIDTH) for k, v in new.items()]
+            return [_cut(f"{k}: {_entry(k, v)}", ITEM_WIDTH) for k, v in new.items()]
         return [show(new)]
     if isinstance(old, list) and isinstance(new, list):
         lines = _list_lines(old, new)
@@ -56,7 +57,7 @@ def _list_lines(old: list, new: list) -> list[str]:
         for item in items:
             if wanted[key(item)] > 0:
                 wanted[key(item)] -= 1
-                lines.append(_cut(f"{sign} {_text(_compact(item))}", ITEM_WIDTH))
+                lines.append(_cut(f"{sign} {_text(_compact(masked(item)))}", ITEM_WIDTH))
     return lines
 
 
@@ -64,12 +65,18 @@ def _map_lines(old: dict, new: dict) -> list[str]:
     lines = []
     for k in [*old, *(k for k in new if k not in old)]:
         if k not in new:
-            lines.append(_cut(f"- {k}: {_text(old[k])}", ITEM_WIDTH))
+            lines.append(_cut(f"- {k}: {_entry(k, old[k])}", ITEM_WIDTH))
         elif k not in old:
-            lines.append(_cut(f"+ {k}: {_text(new[k])}", ITEM_WIDTH))
+            lines.append(_cut(f"+ {k}: {_entry(k, new[k])}", ITEM_WIDTH))
         elif old[k] != new[k]:
-            lines.append(f"{k}: {show(old[k])} → {show(new[k])}")
+            changed = f"{SENSITIVE_TEXT}, changed" if is_sensitive(k) else f"{show(old[k])} → {show(new[k])}"
+            lines.append(f"{k}: {changed}")
     return lines
+
+
+def _entry(key: str, value: Any) -> str:
+    """One map entry's value as shown: hidden when its key names a secret."""
+    return SENSITIVE_TEXT if is_sensitive(key) and value is not None else _text(masked(value))
 
 
 def _compact(item: Any) -> Any:
@@ -80,9 +87,10 @@ def _compact(item: Any) -> Any:
 
 
 def _text(plain: Any) -> str:
-    if plain == UNKNOWN_TEXT:
-        return UNKNOWN_TEXT
-    return json.dumps(plain, ensure_ascii=False).replace(json.dumps(UNKNOWN_TEXT), UNKNOWN_TEXT)
+    if plain in (UNKNOWN_TEXT, SENSITIVE_TEXT):
+        return plain
+    return (json.dumps(plain, ensure_ascii=False).replace(json.dumps(UNKNOWN_TEXT), UNKNOWN_TEXT)
+            .replace(json.dumps(SENSITIVE_TEXT), SENSITIVE_TEXT))
 
 
 def _cut(text: str, width: int) -> str:

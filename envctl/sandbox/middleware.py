@@ -13,11 +13,15 @@ Each layer wraps the app inside it; `chain` stacks them, outermost first, for
   random.Random streams, one per action: the same seed gives the n-th call of each action
   the same fate. Its `log` says what it did to each call.
 - `Latency` sleeps before forwarding; `RateLimit` throttles calls beyond a rate per action.
+- `Tripwire` kills a client process (SIGKILL) at its N-th call: a crash at an exact point.
+- `Recorder` keeps the requests themselves (parameters as sent), for tests that check what
+  was sent (a password that must never be), not only which calls were made.
 - `ClientTokens` gives EC2 AWS's client-token idempotency, which moto lacks: a repeated call
   with the same ClientToken gets the first answer again without reaching moto; the same
   token with other parameters is refused with IdempotentParameterMismatch.
 - `RepeatedCalls` answers a few other repeated calls as AWS does where moto does not (an
-  auto scaling group or a Lambda permission made twice, a metric filter put twice).
+  auto scaling group or a Lambda permission made twice, a metric filter put twice), and tags
+  a bucket made with tags in its CreateBucketConfiguration, which moto ignores.
 
 `ClientTokens` and `RepeatedCalls` must sit inside `FaultInjector`, so that they see the
 calls a lost reply carried out. The emulator's control API (/moto-api) is never delayed,
@@ -27,8 +31,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
+import signal
 import socket
 import threading
 import time
@@ -505,6 +511,72 @@ class RateLimit(Layer):
         return None
 
 
+# ------------------------------------------------------------------ crashes
+
+class Tripwire(Layer):
+    """Kills a client process with SIGKILL at its N-th call, after carrying that call out: the
+    run dies with the call made and its answer never read (the worst moment to die).
+
+    `arm(at=N)` starts counting the AWS calls that reach this layer (all of them: the test
+    must make none of its own meanwhile); `aim(pid)` names the process to kill, once started.
+    Without `at`, it only counts: `count` then says how many calls a whole run made. `fired`
+    says whether the kill happened (a run may end before its N-th call).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.arm(None)
+
+    def arm(self, at: int | None) -> None:
+        with self._lock:
+            self.at, self.pid, self.count, self.fired = at, None, 0, False
+
+    def aim(self, pid: int) -> None:
+        with self._lock:
+            self.pid = pid
+
+    def handle(self, request: AwsRequest, environ, start_response):
+        with self._lock:
+            self.count += 1
+            fire = self.at is not None and self.count == self.at and self.pid is not None
+        if not fire:
+            return self.app(environ, start_response)
+        _carry_out(self.app, environ)
+        os.kill(self.pid, signal.SIGKILL)
+        with self._lock:
+            self.fired = True
+        drop_connection(environ)
+
+
+class Recorder(Layer):
+    """Keeps every AWS request that passes (service, action, body as sent) between `start()`
+    and `stop()`. Off by default: most tests need only the request log's actions."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._on = False
+        self._requests: list[AwsRequest] = []
+
+    def start(self) -> None:
+        with self._lock:
+            self._requests, self._on = [], True
+
+    def stop(self) -> None:
+        with self._lock:
+            self._on = False
+
+    @property
+    def requests(self) -> list[AwsRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def handle(self, request: AwsRequest, environ, start_response):
+        with self._lock:
+            if self._on:
+                self._requests.append(request)
+        return self.app(environ, start_response)
+
+
 # ------------------------------------------------------------------ EC2 client tokens
 
 @dataclass(frozen=True)
@@ -585,6 +657,9 @@ class RepeatedCalls(Layer):
       (moto adds the statement twice);
     - logs PutMetricFilter repeating a filter exactly as it is: success, changing nothing (moto
       adds a second copy).
+    And one call moto takes but half does: s3 CreateBucket with `CreateBucketConfiguration.Tags`
+    (AWS tags general purpose buckets on create; moto accepts the element and drops it). The
+    tags are put on the new bucket in moto, so a lost reply leaves a tagged bucket, as on AWS.
     Only calls that went through this layer are known; a reset of the emulator forgets them.
     """
 
@@ -620,6 +695,12 @@ class RepeatedCalls(Layer):
             return self._then(environ, start_response, lambda: self._groups.add(group))
         if request.service == "lambda":
             return self._lambda(request, scope, environ, start_response)
+        if request.service == "s3" and _is_create_bucket(environ):
+            tags = _create_bucket_tags(request.body)
+            if tags:
+                bucket, account = environ.get("PATH_INFO", "").strip("/"), _moto_account(environ)
+                return self._then(environ, start_response,
+                                  lambda: _tag_bucket(account, request.region, bucket, tags))
         if request.service == "logs" and request.action in ("PutMetricFilter", "DeleteMetricFilter", "DeleteLogGroup"):
             body = json.loads(request.body or b"{}")
             log_filter = scope + (body.get("logGroupName"), body.get("filterName"))
@@ -688,3 +769,54 @@ def _function_name(name_or_arn: str) -> str:
     if "function:" in name_or_arn:
         return name_or_arn.split("function:", 1)[1].split(":")[0]
     return name_or_arn.split(":")[0]
+
+
+def _is_create_bucket(environ) -> bool:
+    """PUT /bucket with no sub-resource (path-style, as boto3 sends it to an IP endpoint)."""
+    path = environ.get("PATH_INFO", "").strip("/")
+    return (environ.get("REQUEST_METHOD") == "PUT" and bool(path) and "/" not in path
+            and not environ.get("QUERY_STRING"))
+
+
+def _create_bucket_tags(body: bytes) -> dict[str, str]:
+    """The tags of a CreateBucketConfiguration body (any XML namespace); {} when none."""
+    import xml.etree.ElementTree as ElementTree
+
+    if not body.strip():
+        return {}
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return {}
+
+    def local(element) -> str:
+        return element.tag.rsplit("}", 1)[-1]
+
+    tags = {}
+    for element in root.iter():
+        if local(element) == "Tag":
+            fields = {local(child): child.text or "" for child in element}
+            if "Key" in fields:
+                tags[fields["Key"]] = fields.get("Value", "")
+    return tags
+
+
+def _moto_account(environ) -> str:
+    """The account moto acts in for this request (its header, else its key's account)."""
+    import os
+
+    if "MOTO_ACCOUNT_ID" in os.environ:
+        return os.environ["MOTO_ACCOUNT_ID"]
+    if environ.get("HTTP_X_MOTO_ACCOUNT_ID"):
+        return environ["HTTP_X_MOTO_ACCOUNT_ID"]
+    from moto.iam.models import get_account_id_from
+
+    return get_account_id_from(_access_key(environ))
+
+
+def _tag_bucket(account: str, region: str, bucket: str, tags: Mapping[str, str]) -> None:
+    """Tag a bucket in moto's state (the server runs in this process)."""
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    s3_backends[account][get_partition(region)].put_bucket_tagging(bucket, dict(tags))

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import re
-
 import threading
+from dataclasses import replace
 
 import pytest
+from botocore.exceptions import ConnectionClosedError
 
 from envctl.model import tags as tagging
 
@@ -15,8 +16,8 @@ from envctl.model.address import Address
 from envctl.model.graph import Graph, Ref
 from envctl.plan.changes import Action
 from envctl.plan.planner import destroy_plan, plan
-from envctl.provisioners.base import Ctx
-from tests.engine.fakes import (ENV, PROJECT, BoxProps, CreateFirstBox, FakeCloud, NetProps, StoreProps,
+from envctl.provisioners.base import Ctx, Observed
+from tests.engine.fakes import (ENV, PROJECT, BoxProps, CreateFirstBox, FakeCloud, NetProps, Store, StoreProps,
                                 aws_error, graph, kinds, node, our_tags)
 
 A = Address.parse
@@ -139,7 +140,7 @@ def test_a_failure_skips_its_dependents_and_nothing_else():
     assert states == {"net/n1": State.FAILED, "net/n2": State.CREATED, "box/a": State.SKIPPED,
                       "box/b": State.CREATED, "store/a": State.SKIPPED}
     assert not result.ok
-    assert result.outcomes[A("net/n1")].message == "creating net (net/n1): AccessDenied: not allowed to create nets"
+    assert result.outcomes[A("net/n1")].message == "creating net (net/n1): CreateThing: AccessDenied: not allowed to create nets"
     assert w.cloud.verbs("create").count("net/n1") == 1, "a permanent error is not retried"
     assert result.outcomes[A("box/a")].message == "waits for net/n1, which failed"
     assert events.Skipped(A("store/a"), "waits for box/a, which failed") in w.events
@@ -204,7 +205,8 @@ def test_temporary_errors_give_up_after_the_window():
     w = World()
     w.cloud.fail("create", "net/main", *[aws_error("DependencyViolation", message="still in use")] * 50)
     result = w.apply(stack(), retry_window_s=10)
-    assert result.outcomes[A("net/main")].message == "creating net (net/main): DependencyViolation: still in use"
+    assert result.outcomes[A("net/main")].message == ("creating net (net/main): CreateThing: DependencyViolation: "
+                                                      "still in use")
     assert 1 < w.cloud.verbs("create").count("net/main") < 10
 
 
@@ -350,3 +352,138 @@ def test_a_blocked_delete_holds_back_the_deletes_of_what_it_uses():
     assert w.cloud.calls == []
     assert result.outcomes[A("store/data")].message.startswith("blocked: stateful")
     assert result.outcomes[A("box/b0")].message == "waits for store/data, which is blocked"
+
+
+# ------------------------------------------------------------------ converge after create, re-diff on retry
+
+class HalfStore(Store):
+    """A store kind whose create leaves the retention at its default and drops the user tags:
+    a create cut short (a table made, its TTL never set), to be finished by the executor."""
+
+    def create(self, ctx, node):
+        own = {k: v for k, v in node.tags.items() if k.startswith("envctl:")}
+        return super().create(ctx, replace(node, props=node.props.model_copy(update={"retention": 7}), tags=own))
+
+
+class RecordingStore(Store):
+    """A store kind that remembers the attribute paths each update was asked to change."""
+
+    def __init__(self, cloud):
+        super().__init__(cloud)
+        self.asked: list[list[str]] = []
+
+    def update(self, ctx, observed, node, changes):
+        self.asked.append(sorted(c.path for c in changes))
+        super().update(ctx, observed, node, changes)
+
+
+def long_kept_store() -> Graph:
+    return graph(node("store/data", StoreProps(name="data", retention=30)))
+
+
+def test_a_half_made_create_is_finished_in_the_same_run():
+    w = World()
+    w.kinds["store"] = HalfStore(w.cloud)
+    result = w.apply(long_kept_store())
+    assert result.ok and result.outcomes[A("store/data")].state is State.CREATED
+    assert w.cloud.calls == [("create", "store/data"), ("update", "store/data"), ("update_tags", "store/data")]
+    assert w.props("store/data").retention == 30
+    record = w.cloud.records[w.ident("store/data")]
+    assert record.tags["team"] == "platform" and tagging.CREATED in record.tags
+    assert w.plan(long_kept_store()).is_empty
+
+
+def test_a_complete_create_is_not_touched_again():
+    w = World()
+    result = w.apply(long_kept_store())
+    assert result.ok and w.cloud.calls == [("create", "store/data")]
+
+
+def test_a_create_adopted_after_an_ambiguous_failure_is_finished_too():
+    w = World()
+    w.kinds["store"] = HalfStore(w.cloud)
+    w.cloud.fail("create", "store/data", ConnectionClosedError(endpoint_url="http://aws"), after=True)
+    result = w.apply(long_kept_store())
+    assert result.ok
+    assert w.cloud.calls == [("create", "store/data"), ("update", "store/data"), ("update_tags", "store/data")]
+    assert [r.props.retention for r in w.cloud.records.values()] == [30]
+    assert result.outcomes[A("store/data")].id == w.ident("store/data")
+
+
+def test_an_adopted_resource_that_is_not_ours_is_refused():
+    w = World()
+    w.cloud.fail("create", "store/data", ConnectionClosedError(endpoint_url="http://aws"))
+    # What find meets after the broken create: the name taken by someone else's store.
+    foreign = Observed(A("store/data"), "store-foreign", StoreProps(name="data"), {"Owner": "someone-else"})
+    w.kinds["store"].find = lambda ctx, node: foreign
+    result = w.apply(long_kept_store())
+    assert result.outcomes[A("store/data")].state is State.FAILED
+    assert "is not managed by envctl for this environment" in result.outcomes[A("store/data")].message
+    assert w.cloud.verbs("update") == []
+
+
+def test_a_retried_update_applies_only_what_still_differs():
+    """The first update did half its work, then its connection broke: the retry reads the
+    store again and asks only for the other half."""
+    w = World()
+    w.kinds["store"] = RecordingStore(w.cloud)
+    w.cloud.put("net/main", NetProps(cidr="10.0.0.0/16"))
+    w.apply(stack())
+    wanted = graph(*[n if n.kind != "store" else node("store/data", StoreProps(name="data", box_id="box-elsewhere",
+                                                                                 retention=30))
+                     for n in stack()])
+    the_plan = w.plan(wanted)
+    assert [ch.path for ch in the_plan.get(A("store/data")).changes] == ["box_id", "retention"]
+
+    def half_done():
+        record = w.cloud.records[w.ident("store/data")]
+        record.props = record.props.model_copy(update={"retention": 30})
+
+    w.cloud.hooks[("update", "store/data")] = half_done
+    w.cloud.fail("update", "store/data", ConnectionClosedError(endpoint_url="http://aws"))
+    result = w.apply(wanted, the_plan)
+    assert result.ok
+    assert w.kinds["store"].asked == [["box_id", "retention"], ["box_id"]]
+    assert (w.props("store/data").box_id, w.props("store/data").retention) == ("box-elsewhere", 30)
+
+
+def test_an_update_whose_reply_was_lost_is_not_repeated():
+    w = World()
+    w.apply(stack())
+    bigger = graph(*[node(f"{n.kind}/{n.address.name}", n.props.model_copy(update={"size": 3}))
+                     if n.kind == "box" else n for n in stack()])
+    w.cloud.calls.clear()
+    w.cloud.fail("update", "box/b0", ConnectionClosedError(endpoint_url="http://aws"), after=True)
+    result = w.apply(bigger)
+    assert result.ok and result.outcomes[A("box/b0")].state is State.UPDATED
+    assert w.cloud.calls == [("update", "box/b0")]
+    assert w.props("box/b0").size == 3
+
+
+def test_a_retried_update_refuses_what_the_plan_did_not_show():
+    w = World()
+    w.apply(stack())
+    bigger = graph(*[node(f"{n.kind}/{n.address.name}", n.props.model_copy(update={"size": 3}))
+                     if n.kind == "box" else n for n in stack()])
+    the_plan = w.plan(bigger)
+
+    def moved_by_hand():           # while the first update was in flight, someone moved the box
+        record = w.cloud.records[w.ident("box/b0")]
+        record.props = record.props.model_copy(update={"net_id": "net-elsewhere"})
+
+    w.cloud.hooks[("update", "box/b0")] = moved_by_hand
+    w.cloud.fail("update", "box/b0", aws_error("Throttling"))
+    result = w.apply(bigger, the_plan)
+    assert result.outcomes[A("box/b0")].state is State.FAILED
+    assert result.outcomes[A("box/b0")].message == "updating box (box/b0): changed since plan (net_id); run diff again"
+    assert w.cloud.verbs("update") == ["box/b0"]
+
+
+def test_client_tokens_hold_within_a_run_and_change_between_runs():
+    one, other = Ctx(aws=None, project=PROJECT, environment=ENV), Ctx(aws=None, project=PROJECT, environment=ENV)
+    address = A("nat_gateway/nat-a")
+    assert one.client_token(address) == one.client_token(address)
+    assert one.client_token(address) != other.client_token(address)
+    assert one.client_token(address) != one.client_token(A("nat_gateway/nat-b"))
+    assert one.client_token(address, "v2") != one.client_token(address)
+    assert len(one.client_token(address)) <= 64

@@ -1,7 +1,7 @@
 """An emulator with the fault layers in front of it, shared by the tests of this folder.
 
-The stack, outermost first: Latency → RateLimit → FaultInjector → ClientTokens →
-RepeatedCalls → request log → moto. Every test starts with all of them quiet (no delay, no
+The stack, outermost first: Tripwire → Latency → RateLimit → FaultInjector → ClientTokens →
+RepeatedCalls → Recorder → request log → moto. Every test starts with all of them quiet (no delay, no
 limits, no faults), moto's state wiped and what the layers remembered forgotten.
 """
 from __future__ import annotations
@@ -10,7 +10,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from envctl.sandbox.middleware import ClientTokens, FaultInjector, Latency, RateLimit, RepeatedCalls, chain
+from envctl.sandbox.middleware import (ClientTokens, FaultInjector, Latency, RateLimit, Recorder, RepeatedCalls,
+                                      Tripwire, chain)
 from envctl.sandbox.server import EmulatedAws
 from tests.conftest import REGION, Aws
 
@@ -18,10 +19,11 @@ from tests.conftest import REGION, Aws
 class FaultyAws(Aws):
     """The emulated AWS of one test, with the handles of its fault layers."""
 
-    def __init__(self, server: EmulatedAws, latency: Latency, limits: RateLimit, faults: FaultInjector,
-                 tokens: ClientTokens, repeats: RepeatedCalls):
+    def __init__(self, server: EmulatedAws, tripwire: Tripwire, latency: Latency, limits: RateLimit,
+                 faults: FaultInjector, tokens: ClientTokens, repeats: RepeatedCalls, recorder: Recorder):
         super().__init__(server)
-        self.latency, self.limits, self.faults, self.tokens, self.repeats = latency, limits, faults, tokens, repeats
+        self.tripwire, self.latency, self.limits, self.faults = tripwire, latency, limits, faults
+        self.tokens, self.repeats, self.recorder = tokens, repeats, recorder
 
     def client(self, service: str, region: str = REGION, attempts: int = 3):
         """A plain boto3 client in standard retry mode with `attempts` attempts in all (1: no retry)."""
@@ -32,7 +34,7 @@ class FaultyAws(Aws):
 
 @pytest.fixture(scope="session")
 def fault_layers():
-    return Latency(), RateLimit(), FaultInjector(), ClientTokens(), RepeatedCalls()
+    return Tripwire(), Latency(), RateLimit(), FaultInjector(), ClientTokens(), RepeatedCalls(), Recorder()
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +46,9 @@ def faulty_emulator(fault_layers):
 
 @pytest.fixture
 def faulty(faulty_emulator, fault_layers, monkeypatch) -> FaultyAws:
-    latency, limits, faults, tokens, repeats = fault_layers
+    tripwire, latency, limits, faults, tokens, repeats, recorder = fault_layers
+    tripwire.arm(None)
+    recorder.stop()
     latency.configure()
     limits.configure({})
     faults.configure()
@@ -53,5 +57,7 @@ def faulty(faulty_emulator, fault_layers, monkeypatch) -> FaultyAws:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    yield FaultyAws(faulty_emulator, latency, limits, faults, tokens, repeats)
+    yield FaultyAws(faulty_emulator, tripwire, latency, limits, faults, tokens, repeats, recorder)
     faults.configure()
+    tripwire.arm(None)
+    recorder.stop()

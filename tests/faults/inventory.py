@@ -52,6 +52,19 @@ def differences(expected: dict[str, dict], actual: dict[str, dict]) -> list[str]
     return lines
 
 
+def still_tagged(client: Callable[[str], Any], project: str, environment: str) -> list[str]:
+    """ARNs the Tagging API lists for the environment, but for terminated instances and deleted
+    NAT gateways (AWS, like moto, keeps listing those for a while)."""
+    pages = client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": PROJECT, "Values": [project]}, {"Key": ENVIRONMENT, "Values": [environment]}])
+    arns = [item["ResourceARN"] for page in pages for item in page["ResourceTagMappingList"]]
+    ec2 = client("ec2")
+    gone = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+            if i["State"]["Name"] == "terminated"}
+    gone |= {n["NatGatewayId"] for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] == "deleted"}
+    return sorted(a for a in arns if a.rsplit("/", 1)[-1] not in gone)
+
+
 class _Reader:
     def __init__(self, client, project: str, environment: str):
         self.client = client

@@ -109,6 +109,63 @@ def test_create_when_every_mutating_action_first_fails(faulty, specs, clean, fau
     assert_same_as_clean(faulty, clean)
 
 
+def test_repairs_when_every_mutating_action_first_loses_its_reply(faulty, specs, clean):
+    """Updates under lost replies: each repair call is carried out and its answer lost, so the
+    retry must read again and do only what still differs (no "already exists", nothing twice)."""
+    created = envctl(specs, "create", ENV, "--yes")
+    assert created.exit_code == 0, why(created)
+    drift_by_hand(faulty)
+    assert envctl(specs, "diff", ENV).exit_code == 2
+    for service, action in clean["mutating"]:
+        faulty.faults.force(Fault.LOST_REPLY, service=service, action=action)
+
+    repaired = envctl(specs, "create", ENV, "--yes")
+    injected = faulty.faults.log.injected(Fault.LOST_REPLY)
+    faulty.faults.off()
+    assert repaired.exit_code == 0, why(repaired)
+    repairs = {"AuthorizeSecurityGroupIngress", "CreateRoute", "UpdateTimeToLive", "AddRoleToInstanceProfile",
+               "PutMetricFilter", "SetQueueAttributes"}
+    assert repairs <= {s.action for s in injected}
+    diffed = envctl(specs, "diff", ENV)
+    assert diffed.exit_code == 0, why(diffed)
+    assert_same_as_clean(faulty, clean)
+
+
+def drift_by_hand(faulty) -> None:
+    """Undo one sub-resource of each of several kinds, as someone at the console would."""
+    ec2, ours = faulty.client("ec2"), [{"Name": "tag:envctl:environment", "Values": [ENV]}]
+
+    def tagged(kind_filter: list[dict], describe: str, key: str, address: str) -> dict:
+        items = getattr(ec2, describe)(Filters=ours + kind_filter + [
+            {"Name": "tag:envctl:resource", "Values": [address]}])[key]
+        assert len(items) == 1, address
+        return items[0]
+
+    app = tagged([], "describe_security_groups", "SecurityGroups", "security_group/app")
+    rule = next(p for p in app["IpPermissions"] if p.get("FromPort") == 8080)
+    ec2.revoke_security_group_ingress(GroupId=app["GroupId"], IpPermissions=[
+        {k: rule[k] for k in ("IpProtocol", "FromPort", "ToPort", "UserIdGroupPairs")}])
+    private = tagged([], "describe_route_tables", "RouteTables", "route_table/private")
+    ec2.delete_route(RouteTableId=private["RouteTableId"], DestinationCidrBlock="0.0.0.0/0")
+
+    ddb = faulty.client("dynamodb")
+    table = next(t for t in ddb.list_tables()["TableNames"] if t.endswith("sessions"))
+    ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": False,
+                                                                      "AttributeName": "expires_at"})
+    iam = faulty.client("iam")
+    profile = next(p for p in iam.list_instance_profiles()["InstanceProfiles"] if p["Roles"])
+    iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"],
+                                          RoleName=profile["Roles"][0]["RoleName"])
+    logs = faulty.client("logs")
+    group = next(g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]
+                 if logs.describe_metric_filters(logGroupName=g["logGroupName"])["metricFilters"])
+    for f in logs.describe_metric_filters(logGroupName=group)["metricFilters"]:
+        logs.delete_metric_filter(logGroupName=group, filterName=f["filterName"])
+    sqs = faulty.client("sqs")
+    queue = next(q for q in sqs.list_queues()["QueueUrls"] if q.endswith("work-units"))
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "31"})
+
+
 def test_destroy_through_faults_leaves_nothing_tagged(faulty, specs, clean):
     if "destroy" not in cli.commands:
         pytest.skip("envctl destroy is not a command yet")
@@ -124,13 +181,4 @@ def test_destroy_through_faults_leaves_nothing_tagged(faulty, specs, clean):
 
 
 def still_tagged(faulty) -> list[str]:
-    """ARNs the Tagging API lists for the environment, but for terminated instances and deleted
-    NAT gateways (AWS, like moto, keeps listing those for a while)."""
-    pages = faulty.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": "envctl:project", "Values": [PROJECT]}, {"Key": "envctl:environment", "Values": [ENV]}])
-    arns = [item["ResourceARN"] for page in pages for item in page["ResourceTagMappingList"]]
-    ec2 = faulty.client("ec2")
-    gone = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
-            if i["State"]["Name"] == "terminated"}
-    gone |= {n["NatGatewayId"] for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] == "deleted"}
-    return sorted(a for a in arns if a.rsplit("/", 1)[-1] not in gone)
+    return inventory.still_tagged(faulty.client, PROJECT, ENV)
