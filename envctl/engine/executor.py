@@ -393,7 +393,8 @@ class _Run:
         """
         first = True
 
-        def attempt() -> None:
+        def attempt() -> bool:
+            """True when it changed something (then the resource is read again once ready)."""
             nonlocal first
             current = live if first else self._read_ours(c, p, live.id)
             first = False
@@ -407,8 +408,10 @@ class _Run:
             tags = self._tags_to_set(node, current.tags)
             if tags is not None:
                 p.update_tags(self.ctx, current, tags)
+            return bool(changes) or tags is not None
 
-        self._call(c.address, attempt)
+        if not self._call(c.address, attempt):
+            return live                 # already as the spec says: no second read (issue 7 counts calls)
         ready = self._call(c.address, lambda: p.wait(self.ctx, live.id, "ready"))
         if ready is None:
             raise Refused(f"{c.kind} {live.id} disappeared while being {'created' if planned is None else 'updated'}")
