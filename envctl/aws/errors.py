@@ -94,11 +94,23 @@ def is_aws_error(e: BaseException) -> bool:
     return isinstance(e, (ClientError, BotoCoreError))
 
 
+# The credentials were good once and are not any more (temporary ones: SSO, assumed roles).
+EXPIRED_CREDENTIALS = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
+
+
+def is_expired_credentials(e: BaseException) -> bool:
+    return error_code(e) in EXPIRED_CREDENTIALS
+
+
 def describe(e: BaseException) -> str:
-    """One sentence for the user: the operation, the code and AWS's message."""
+    """One sentence for the user: the operation (which names the action refused, for an
+    AccessDenied), the code and AWS's message."""
     if isinstance(e, ClientError):
         op = getattr(e, "operation_name", "") or ""
-        return f"{op}: {message(e)}" if op else message(e)
+        text = message(e)
+        if is_expired_credentials(e):
+            text += " (the AWS credentials have expired; log in again: aws sso login, or new keys)"
+        return f"{op}: {text}" if op else text
     if isinstance(e, (EndpointConnectionError, ConnectionClosedError)):
         return f"cannot reach the AWS endpoint ({e}); check --endpoint-url, the network, or --sandbox"
     return str(e)
@@ -136,3 +148,24 @@ def is_ambiguous(e: BaseException) -> bool:
     if isinstance(e, (ConnectionClosedError, ReadTimeoutError)):
         return True
     return isinstance(e, ClientError) and http_status(e) >= 500
+
+
+# DynamoDB conditional writes (the environment lock): the condition did not hold. With
+# ReturnValuesOnConditionCheckFailure=ALL_OLD, AWS returns the item that made it fail.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def is_condition_failed(e: BaseException) -> bool:
+    return error_code(e) == CONDITION_FAILED
+
+
+def condition_failed_item(e: BaseException) -> dict | None:
+    """The item a failed DynamoDB condition found (when the call asked for it), else None."""
+    if isinstance(e, ClientError) and is_condition_failed(e):
+        return e.response.get("Item") or None
+    return None
+
+
+def is_in_use(e: BaseException) -> bool:
+    """A DynamoDB table (or other resource) that exists and is being created or changed."""
+    return error_code(e) in ("ResourceInUseException", "ResourceInUse")
