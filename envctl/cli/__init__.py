@@ -42,6 +42,8 @@ def cli(ctx: click.Context, **options) -> None:
     envctl create qa --yes          make AWS match specs/qa.yaml
     envctl destroy qa --yes         delete everything tagged as environment qa
     envctl outputs qa --json        ids, ARNs and URLs for the next CI step
+    envctl status qa                every live resource and whether it matches the spec
+    envctl list                     the environments in the account and region
     """
     ctx.obj = App(Options(**options))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -118,3 +119,66 @@ class App:
         except AwsAccessError as e:
             self.abort(str(e))
         return session
+
+    @contextmanager
+    def lock(self, ctx, command: str, timeout: float, *, source: str | None = None):
+        """Hold the environment's lock (engine/lock.py) around a block that changes it.
+
+        Waits up to `timeout` seconds for another run's lock, saying once who holds it, then
+        stops with exit 1 naming the holder. The lock is released on the way out, however
+        the block ends (errors, Ctrl-C and SIGTERM, which CI sends to a cancelled job,
+        included). `source`: the --from spec, for the `envctl unlock` the message suggests.
+        Table: ENVCTL_LOCK_TABLE, else envctl-locks.
+        """
+        import signal
+        import threading
+
+        from envctl.aws import errors
+        from envctl.engine import lock as locking
+
+        where = f"{ctx.project}/{ctx.environment}"
+        unlock = f"envctl unlock {ctx.environment}" + (f" --from {source}" if source else "")
+
+        def on_event(event) -> None:
+            if isinstance(event, locking.LockWaiting):
+                if event.timeout > 0 and not self.options.quiet:
+                    self.err.print(f"waiting for the lock of {escape(where)}, held by "
+                                   f"{escape(event.holder.describe())}; giving up after {event.timeout:g}s "
+                                   "(--lock-timeout)", emoji=False)
+            elif isinstance(event, locking.LockTakenOver):
+                self.warn(f"took over the lock of {where} from {event.previous.describe()}: its lease had "
+                          "run out (that run ended without releasing it)")
+            elif isinstance(event, locking.LockLost):
+                by = f" (now held by {event.now_held_by.describe()})" if event.now_held_by else ""
+                self.warn(f"this run lost the lock of {where}{by}: it was broken with `envctl unlock` or its "
+                          "lease ran out; another run may be changing the environment too")
+            elif isinstance(event, locking.LockNotReleased):
+                self.warn(f"could not release the lock of {where} ({event.reason}); it frees itself when its "
+                          f"lease runs out, or run `{unlock}`")
+
+        table = os.environ.get("ENVCTL_LOCK_TABLE") or locking.DEFAULT_TABLE
+        held = locking.EnvironmentLock(ctx.client("dynamodb"), ctx.project, ctx.environment, command=command,
+                                       table=table, on_event=on_event)
+
+        def terminated(signum, frame):
+            self.err.print(f"terminated: stopping, and releasing the lock of {escape(where)}", emoji=False)
+            raise SystemExit(128 + signum)      # unwinds through the finally below, like Ctrl-C
+
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, terminated) if on_main else None
+        try:
+            try:
+                held.acquire(timeout)
+            except locking.LockHeld as e:
+                self.abort(f"{e}; wait, or run `{unlock}` if that run is dead")
+            except TimeoutError as e:               # the lock table did not become ACTIVE
+                self.abort(f"taking the lock of {where}: {e}")
+            except Exception as e:
+                if not errors.is_aws_error(e):
+                    raise
+                self.abort(f"taking the lock of {where} (DynamoDB table {table}): {errors.describe(e)}")
+            yield held
+        finally:
+            held.release()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)

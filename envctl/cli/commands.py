@@ -1,2 +1,3 @@
 """Imports every command module so that each registers itself on the root group."""
-from envctl.cli import create, destroy, diff, inventory, offline, outputs, sandbox, validate  # noqa: F401
+from envctl.cli import (compare, completion, create, destroy, diff, inventory, offline, outputs, reap,  # noqa: F401
+                        sandbox, unlock, validate)

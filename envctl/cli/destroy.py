@@ -7,10 +7,12 @@ import click
 
 from envctl.cli import cli
 from envctl.cli.app import Abort, App
+from envctl.cli.workflow import complete_env, from_option, lock_timeout_option
 
 
 @cli.command()
-@click.argument("env")
+@click.argument("env", shell_complete=complete_env)
+@from_option
 @click.option("-y", "--yes", is_flag=True, envvar="ENVCTL_YES", help="Destroy without asking (needed in CI).")
 @click.option("--force", is_flag=True, envvar="ENVCTL_FORCE",
               help="Destroy a protected environment; lift deletion protection on its databases and tables.")
@@ -18,29 +20,42 @@ from envctl.cli.app import Abort, App
               help="The project, when the environment's spec has changed or is gone.")
 @click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True,
               envvar="ENVCTL_PARALLELISM", help="Resources worked on at once.")
+@lock_timeout_option
 @click.pass_obj
-def destroy(app: App, env: str, yes: bool, force: bool, project: str | None, parallelism: int) -> None:
+def destroy(app: App, env: str, source: str | None, yes: bool, force: bool, project: str | None,
+            parallelism: int, lock_timeout: float) -> None:
     """Delete every resource tagged as environment ENV of the project.
 
     Works from the live tags, so it finishes the job after an interrupted create or destroy,
     and works when the spec has changed or is gone (then --project names the project). Lists
     what it will delete and asks (typing the environment's name) on a terminal; in CI it
-    needs --yes. A protected environment needs --force as well; its databases keep a final
-    snapshot. Exit 0 when nothing is left, 1 otherwise.
+    needs --yes. A protected environment (its spec says so, or its resources carry
+    envctl:protected) needs --force as well; its databases keep a final snapshot. Exit 0
+    when nothing is left, 1 otherwise.
+    """
+    spec = _spec_or_none(app, env, source, project)
+    destroy_environment(app, project or spec.model.project, env, spec, yes=yes, force=force,
+                        parallelism=parallelism, lock_timeout=lock_timeout)
+
+
+def destroy_environment(app: App, project: str, env: str, spec, *, yes: bool, force: bool, parallelism: int,
+                        found: tuple | None = None, lock_timeout: float = 300) -> None:
+    """Destroy one environment: the body of `envctl destroy`, shared with `envctl reap`.
+
+    `found` is (session, ctx, observed) when the caller has just observed the environment.
+    Raises Abort (exit 1) when it refuses or when anything is left.
     """
     from envctl.cli.run import apply
-    from envctl.cli.workflow import Planned, header, observe_scope
+    from envctl.cli.workflow import Planned, header, observe_scope, recheck
     from envctl.model.graph import Graph
     from envctl.plan.planner import destroy_plan
     from envctl.render.plan import render_plan
 
-    spec = _spec_or_none(app, env, project)
-    project = project or spec.model.project
-    protected = bool(spec and spec.model.protected)
-    session, ctx, observed = observe_scope(app, project, env, spec)
+    session, ctx, observed = found or observe_scope(app, project, env, spec)
     if not observed:
         app.say(f"Nothing to destroy: {project}/{env} has no resources.")
         return
+    protected = is_protected(spec, observed)
     plan = destroy_plan(observed, protected=protected, force=force, project=project, environment=env)
     render_plan(app.console, plan, verb="destroy", header=header(project, env, session))
     if plan.blocked:
@@ -49,33 +64,61 @@ def destroy(app: App, env: str, yes: bool, force: bool, project: str | None, par
     ctx.force = force
     ctx.final_snapshot = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M") if protected \
         else None
-    ok = apply(app, Planned(spec, session, ctx, Graph(), observed, plan), parallelism)
-    _, _, left = observe_scope(app, project, env, spec)
+    planned = Planned(spec, session, ctx, Graph(), observed, plan)
+    with app.lock(ctx, "destroy", lock_timeout) as lock:
+        if lock.waited:         # another run held it: the environment may have changed since the plan
+            planned = recheck(app, planned, lambda: _planned_again(app, planned, protected=protected,
+                                                                               force=force))
+        ok = apply(app, planned, parallelism)
+    _, _, left = observe_scope(app, project, env, spec, region=session.region)
     if left:
         app.err.print(f"[bold red]{len(left)} resource(s) left:[/]")
+        width = max(len(str(address)) for address in left)
         for address, obs in sorted(left.items()):
-            app.err.print(f"  {address}  {obs.id}")
+            app.err.print(f"  {str(address):<{width}}  {obs.id}", highlight=False)
         raise Abort(1)
     app.say(f"[green]0 resources left[/] in {project}/{env}.")
     if not ok:
         raise Abort(1)
 
 
-def _spec_or_none(app: App, env: str, project: str | None):
+def _planned_again(app: App, planned, *, protected: bool, force: bool):
+    """The destroy plan made again, from what is live now (after waiting for the lock)."""
+    from envctl.cli.workflow import Planned, observe_scope
+    from envctl.plan.planner import destroy_plan
+
+    project, env = planned.ctx.project, planned.ctx.environment
+    _, _, observed = observe_scope(app, project, env, planned.spec, region=planned.session.region)
+    plan = destroy_plan(observed, protected=protected, force=force, project=project, environment=env)
+    return Planned(planned.spec, planned.session, planned.ctx, planned.desired, observed, plan)
+
+
+def is_protected(spec, observed: dict) -> bool:
+    """Protected when the spec says so, or (the spec gone or changed) the live tags do."""
+    from envctl.model import tags as tagging
+
+    return bool(spec and spec.model.protected) or any(
+        o.tags.get(tagging.PROTECTED) == "true" for o in observed.values())
+
+
+def _spec_or_none(app: App, env: str, source: str | None, project: str | None):
     """The environment's spec when it exists (for the account guard and protection);
     without one, --project is required."""
     from envctl.spec.errors import SpecError
     from envctl.spec.validate import load, spec_path
 
     try:
-        spec_path(app.options.specs, env)
-    except SpecError:
+        spec_path(app.options.specs, source or env)
+    except SpecError as e:
+        if source is not None:
+            app.show_spec_error(e)
+            raise Abort(1)
         if project is None:
             app.abort(f"no spec for environment {env!r} in {app.options.specs}/: "
                       "name the project with --project to destroy it from its tags alone")
         return None
     try:
-        return load(app.options.specs, env)
+        return load(app.options.specs, source or env, env if source else None)
     except SpecError as e:
         if project is None:
             app.show_spec_error(e)

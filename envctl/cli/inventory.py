@@ -7,16 +7,17 @@ import click
 
 from envctl.cli import cli
 from envctl.cli.app import App
+from envctl.cli.workflow import complete_env, from_option
 
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, envvar="ENVCTL_JSON", help="As JSON (version 1).")
 @click.pass_obj
 def list_(app: App, as_json: bool) -> None:
-    """The environments that exist in the account and region (--region, default: the AWS
-    configuration's), with resource counts, creation time and expiry.
+    """The environments that exist in the account and region (--region; default: the specs'
+    region, else the AWS configuration's), with resource counts, creation time and expiry.
 
-    JSON: {"version": 1, "environments": [{"project", "environment", "resources",
+    JSON: {"version": 1, "region", "environments": [{"project", "environment", "resources",
     "created", "expires"}]}
     """
     from envctl.cli.workflow import guarded
@@ -38,16 +39,17 @@ def list_(app: App, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("env")
+@click.argument("env", shell_complete=complete_env)
+@from_option
 @click.option("--json", "as_json", is_flag=True, envvar="ENVCTL_JSON", help="As JSON (version 1).")
 @click.pass_obj
-def status(app: App, env: str, as_json: bool) -> None:
+def status(app: App, env: str, source: str | None, as_json: bool) -> None:
     """The live inventory of ENV: every resource, its id, its state, and whether it matches
     the spec (in sync, drifted, missing, not in spec). Exit 0; 1 on error."""
     from envctl.cli.workflow import plan_for
     from envctl.plan.changes import Action
 
-    planned = plan_for(app, env)
+    planned = plan_for(app, env, source=source)
     words = {Action.NOOP: "in sync", Action.UPDATE: "drifted", Action.REPLACE: "drifted", Action.CREATE: "missing",
              Action.ORPHAN: "not in spec", Action.DELETE: "not in spec"}
     entries = []

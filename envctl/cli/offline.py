@@ -11,11 +11,11 @@ from envctl.cli.app import Abort, App
 
 
 @cli.command()
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), envvar="ENVCTL_SCHEMA_OUTPUT",
               help="Write the schema to FILE instead of printing it.")
 @click.pass_obj
 def schema(app: App, output: Path | None) -> None:
-    """Print the JSON Schema of spec files (editor completion: see docs/spec-reference.md)."""
+    """Print the JSON Schema of spec files (editor completion: see the README, "Editor completion")."""
     from envctl.spec.schema import json_schema
 
     text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
@@ -31,8 +31,10 @@ def schema(app: App, output: Path | None) -> None:
 
 @cli.command()
 @click.argument("env")
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
-@click.option("--defaults", is_flag=True, help="The validated model with every default filled in.")
+@click.option("--json", "as_json", is_flag=True, envvar="ENVCTL_JSON",
+              help="JSON instead of YAML: the spec document itself (its shape is `envctl schema`).")
+@click.option("--defaults", is_flag=True, envvar="ENVCTL_DEFAULTS",
+              help="The validated model with every default filled in.")
 @click.pass_obj
 def show(app: App, env: str, as_json: bool, defaults: bool) -> None:
     """Print the spec of ENV after merging the files it extends.
@@ -41,21 +43,7 @@ def show(app: App, env: str, as_json: bool, defaults: bool) -> None:
     defaults; it is shown even when it does not validate. --defaults validates it and
     shows the full model.
     """
-    from envctl.spec.errors import SpecError
-    from envctl.spec.loader import load_environment
-    from envctl.spec.validate import spec_path
-
-    if defaults:
-        spec = app.load_spec(env)
-        data = spec.model.model_dump(mode="json", by_alias=True)
-        files = spec.document.files
-    else:
-        try:
-            document = load_environment(spec_path(app.options.specs, env))
-        except SpecError as e:
-            app.show_spec_error(e)
-            raise Abort(1)
-        data, files = document.data, document.files
+    data, files = resolved(app, env, defaults=defaults)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     else:
@@ -65,11 +53,16 @@ def show(app: App, env: str, as_json: bool, defaults: bool) -> None:
 
 @cli.command()
 @click.argument("env")
-@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text", show_default=True,
-              help="text: one line per resource; dot: Graphviz; mermaid: a Mermaid flowchart.")
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "json"]), default="text",
+              show_default=True, envvar="ENVCTL_GRAPH_FORMAT",
+              help="text: one line per resource; dot: Graphviz; mermaid: a Mermaid flowchart; json: version 1.")
 @click.pass_obj
 def graph(app: App, env: str, fmt: str) -> None:
-    """Print the resources ENV expands into and what each depends on (no AWS call)."""
+    """Print the resources ENV expands into and what each depends on (no AWS call).
+
+    JSON (--format json): {"version": 1, "project", "environment", "resources": [{"address",
+    "kind", "physical_name", "depends_on": [address…]}]}, dependencies first.
+    """
     from envctl.expand import expand
     from envctl.model.graph import topological
 
@@ -77,11 +70,38 @@ def graph(app: App, env: str, fmt: str) -> None:
     desired = expand(spec)
     order = topological(desired.nodes, {a: n.deps for a, n in desired.nodes.items()})
     nodes = [desired[a] for a in order]
+    if fmt == "json":
+        click.echo(json.dumps({"version": 1, "project": spec.model.project, "environment": spec.name,
+                               "resources": [{"address": str(n.address), "kind": n.kind,
+                                              "physical_name": n.physical_name,
+                                              "depends_on": [str(d) for d in sorted(n.deps)]} for n in nodes]},
+                              indent=2))
+        return
     render = {"text": _text, "dot": _dot, "mermaid": _mermaid}[fmt]
     click.echo(render(f"{spec.model.project}-{spec.name}", nodes), nl=False)
 
 
 # ------------------------------------------------------------------------ helpers
+
+def resolved(app: App, env: str, *, defaults: bool, source: str | None = None) -> tuple[dict, list[str]]:
+    """(data, files) of ENV's spec (specs/SOURCE.yaml with --from) after merging the files it
+    extends: as written, or (defaults) the validated model with every default filled in.
+    `show` prints it, `compare` compares it."""
+    from envctl.cli.workflow import load_spec
+    from envctl.spec.errors import SpecError
+    from envctl.spec.loader import load_environment
+    from envctl.spec.validate import spec_path
+
+    if defaults:
+        spec = load_spec(app, env, source)
+        return spec.model.model_dump(mode="json", by_alias=True), spec.document.files
+    try:
+        document = load_environment(spec_path(app.options.specs, env))
+    except SpecError as e:
+        app.show_spec_error(e)
+        raise Abort(1)
+    return document.data, document.files
+
 
 def _yaml(data) -> str:
     import yaml

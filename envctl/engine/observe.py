@@ -91,7 +91,7 @@ class EnvironmentSummary:
     environment: str
     resources: int
     created: str | None          # the earliest envctl:created tag
-    expires: str | None          # the envctl:expires tag, when the environment has a lifetime
+    expires: str | None          # the latest envctl:expires tag, when the environment has a lifetime
 
 
 def environments(session, *, parallelism: int = 8) -> list[EnvironmentSummary]:
@@ -124,7 +124,7 @@ def environments(session, *, parallelism: int = 8) -> list[EnvironmentSummary]:
         found = observe(Ctx(aws=scoped, project=project, environment=environment), parallelism=parallelism)
         live = list(found.resources.values())
         created = min((o.tags[tagging.CREATED] for o in live if tagging.CREATED in o.tags), default=None)
-        expires = next((o.tags[tagging.EXPIRES] for o in live if tagging.EXPIRES in o.tags), None)
+        expires = max((o.tags[tagging.EXPIRES] for o in live if tagging.EXPIRES in o.tags), default=None)
         return EnvironmentSummary(project, environment, len(live), created, expires)
 
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="environments") as pool:

@@ -8,8 +8,10 @@ ENVIRONMENT = "envctl:environment"
 RESOURCE = "envctl:resource"
 OWNERSHIP = (PROJECT, ENVIRONMENT, RESOURCE)
 CREATED = "envctl:created"          # set on create (UTC, minutes); `envctl list` shows the earliest
-EXPIRES = "envctl:expires"          # an environment's end of life, for `envctl reap`
-LIFECYCLE = (CREATED, EXPIRES)      # not part of the spec: plans do not compare them
+EXPIRES = "envctl:expires"          # an environment's end of life (UTC, minutes), for `envctl reap`
+PROTECTED = "envctl:protected"      # "true" on every resource of a protected environment: reap refuses it
+LIFECYCLE = (CREATED, EXPIRES, PROTECTED)   # set at run time, not part of the spec: plans do not compare them
+TIME_FORMAT = "%Y-%m-%dT%H:%MZ"     # of CREATED and EXPIRES
 
 
 def for_resource(project: str, environment: str, address: str, spec_tags: Mapping[str, str]) -> dict[str, str]:
@@ -23,5 +25,15 @@ def is_ours(tags: Mapping[str, str], project: str, environment: str) -> bool:
 
 
 def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    """The spec's own tags: everything but envctl's and AWS's reserved ones."""
-    return {k: v for k, v in tags.items() if not k.startswith(("envctl:", "aws:"))}
+    """The tags a kind's update_tags reconciles: the spec's own plus envctl's lifecycle tags;
+    never the ownership tags or AWS's reserved ones.
+
+    Lifecycle tags are reconciled like the spec's, so a caller passes the ones to keep: the
+    executor passes the live ones (and this run's expiry) with the spec's tags.
+    """
+    return {k: v for k, v in tags.items() if k in LIFECYCLE or not k.startswith(("envctl:", "aws:"))}
+
+
+def lifecycle(tags: Mapping[str, str]) -> dict[str, str]:
+    """envctl's lifecycle tags (created, expires, protected) among `tags`."""
+    return {k: v for k, v in tags.items() if k in LIFECYCLE}

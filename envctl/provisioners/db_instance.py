@@ -21,8 +21,8 @@ from envctl.model.address import Address
 from envctl.model.diff import AttrChange, diff_props
 from envctl.model.graph import Node, has_unknown
 from envctl.aws.waiters import GONE, wait_until
-from envctl.provisioners.base import (NotOurs, Observed, Props, Provisioner, Timeouts, Value, address_of, tag_dict,
-                                      tag_list)
+from envctl.provisioners.base import (DeletionProtected, NotOurs, Observed, Props, Provisioner, Timeouts, Value,
+                                      address_of, tag_dict, tag_list)
 from envctl.provisioners.db_subnet_group import set_rds_tags
 
 # Statuses on the way to "available" (after create or modify); anything else unexpected is a failure.
@@ -54,7 +54,7 @@ class DbInstanceProps(Props):
     port: int
 
 
-class DbDeletionProtected(Exception):
+class DbDeletionProtected(DeletionProtected):
     """delete refused: the database has deletion protection on."""
 
     def __init__(self, address: Address, name: str):

@@ -14,7 +14,8 @@ from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.graph import Node
 from envctl.aws.waiters import GONE, wait_until
-from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Timeouts, address_of, tag_dict, tag_list
+from envctl.provisioners.base import (DeletionProtected, NotOurs, Observed, Props, Provisioner, Timeouts, address_of,
+                                      tag_dict, tag_list)
 
 
 class KeyAttribute(Props):
@@ -35,7 +36,7 @@ class TableProps(Props):
     deletion_protection: bool = False
 
 
-class TableDeletionProtected(Exception):
+class TableDeletionProtected(DeletionProtected):
     """delete refused: the table has deletion protection on."""
 
     def __init__(self, address: Address, name: str):

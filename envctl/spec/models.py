@@ -10,7 +10,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=48)]
 """A logical name: lowercase letters, digits and dashes (it becomes part of AWS names)."""
@@ -513,6 +513,18 @@ class Schedule(Model):
 
 # ------------------------------------------------------------------------ the spec
 
+TTL_PATTERN = r"^[1-9][0-9]{0,4}[mhdw]$"
+_TTL_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def ttl_seconds(ttl: str) -> int:
+    """Seconds in a lifetime, "8h" → 28800: <n>m, <n>h, <n>d or <n>w, the format of the spec's
+    `ttl:` and of `envctl create --ttl`."""
+    if not re.match(TTL_PATTERN, ttl):
+        raise ValueError(f"{ttl!r} is not a lifetime: write <n>m, <n>h, <n>d or <n>w (e.g. 8h, 3d)")
+    return int(ttl[:-1]) * _TTL_UNITS[ttl[-1]]
+
+
 def _tag_key(v: str) -> str:
     if v.lower().startswith(("aws:", "envctl:")):
         raise ValueError(f"tag key {v!r}: the aws: and envctl: prefixes are reserved")
@@ -527,6 +539,9 @@ class EnvironmentSpec(Model):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     account: str | None = Field(None, pattern=r"^\d{12}$", description="refuse to act in any other account")
     protected: bool = Field(False, description="refuse destroy and replacement of stateful resources")
+    ttl: str | None = Field(None, pattern=TTL_PATTERN,
+                            description="lifetime, e.g. 8h or 3d (m, h, d, w): each create sets the expiry to now + "
+                                        "ttl, and `envctl reap` destroys the environment once it has passed")
     tags: dict[TagKey, Annotated[str, Field(max_length=256)]] = {}
     network: Network | None = None
     security_groups: dict[Name, SecurityGroup] = {}
@@ -543,6 +558,13 @@ class EnvironmentSpec(Model):
     alarms: dict[Name, Alarm] = {}
     schedules: dict[Name, Schedule] = {}
 
+    @field_validator("ttl")
+    @classmethod
+    def _no_ttl_when_protected(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("protected"):
+            raise ValueError("a protected environment cannot have a ttl (reap would destroy it)")
+        return v
+
     @field_validator("tags", "security_groups", "roles", "instances", "applications", "databases", "tables",
                      "queues", "topics", "buckets", "functions", "log_groups", "alarms", "schedules",
                      mode="before")
@@ -552,6 +574,6 @@ class EnvironmentSpec(Model):
 
 
 SECTIONS = tuple(f for f in EnvironmentSpec.model_fields if f not in
-                 ("project", "region", "account", "protected", "tags"))
+                 ("project", "region", "account", "protected", "ttl", "tags"))
 
 _REF = re.compile(r"\$\{([^}]*)\}")

@@ -39,7 +39,8 @@ def test_schema_is_the_spec_model_with_extends(schema):
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "envctl environment spec"
     assert schema["else"] == {"$ref": "#/$defs/EnvironmentSpec"}
-    assert set(whole["properties"]) == {"extends", "project", "region", "account", "protected", "tags", *SECTIONS}
+    assert set(whole["properties"]) == {"extends", "project", "region", "account", "protected", "ttl", "tags",
+                                        *SECTIONS}
     assert whole["properties"]["extends"]["type"] == "string"
     assert set(whole["required"]) == {"project", "region"}
     assert whole["additionalProperties"] is False
@@ -183,7 +184,7 @@ def test_show_of_an_unknown_environment(repo):
     result = envctl("show", "staging")
 
     assert result.exit_code == 1
-    assert result.stderr == "error: specs/staging.yaml: no spec for environment 'staging'; environments here: prod, qa\n"
+    assert result.stderr == "error: specs/staging.yaml: no spec for environment 'staging'; environments here: preview, prod, qa\n"
 
 
 # ------------------------------------------------------------------ graph

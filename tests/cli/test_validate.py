@@ -19,7 +19,7 @@ def test_the_repository_examples_are_valid(repo):
     result = envctl("validate")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "✓ prod\n✓ qa\n"
+    assert result.stdout == "✓ preview\n✓ prod\n✓ qa\n"
     assert result.stderr == ""
 
 

@@ -116,6 +116,12 @@ CASES = [
          "specs/qa.yaml:1", "project: 'ACME' is not a valid name"),
     case("invalid-region", "project: acme\nregion: europe\n", "specs/qa.yaml:2", "region: 'europe' is not a valid region"),
     case("invalid-account", HEAD + "account: '12345'\n", "specs/qa.yaml:3", "account: '12345' is not a valid account"),
+    case("ttl-not-a-lifetime", HEAD + "ttl: 3 days\n", "specs/qa.yaml:3", "ttl: '3 days' is not a valid ttl"),
+    case("ttl-on-a-protected-environment", HEAD + "protected: true\nttl: 3d\n",
+         "specs/qa.yaml:4", "ttl: a protected environment cannot have a ttl"),
+    case("ttl-inherited-by-a-protected-environment", {"base.yaml": HEAD + "ttl: 1w\n",
+                                                      "qa.yaml": "extends: base.yaml\nprotected: true\n"},
+         "specs/base.yaml:3", "ttl: a protected environment cannot have a ttl"),
     case("choice-not-allowed", net("""\
          network:
            cidr: 10.0.0.0/16
