@@ -201,3 +201,10 @@ def address_of(tags: Mapping[str, str]) -> Address | None:
         return Address.parse(text) if text else None
     except ValueError:
         return None
+
+
+def tag_changes(current: Mapping[str, str], desired: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(tags to set, keys to remove) that make the user tags of `current` equal those of `desired`
+    (envctl's ownership tags never change)."""
+    want, have = tagging.user_tags(desired), tagging.user_tags(current)
+    return {k: v for k, v in want.items() if have.get(k) != v}, sorted(k for k in have if k not in want)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.diff import AttrChange
 from envctl.model.graph import Node
-from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, tag_dict, tag_list
+from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, tag_dict, tag_list, tag_changes
 
 
 class InstanceProfileProps(Props):
@@ -80,9 +79,7 @@ class InstanceProfile(Provisioner[InstanceProfileProps]):
             self.update_tags(ctx, observed, node.tags)
 
     def update_tags(self, ctx, observed: Observed[InstanceProfileProps], tags: Mapping[str, str]) -> None:
-        want, have = tagging.user_tags(tags), tagging.user_tags(observed.tags)
-        to_set = {k: v for k, v in want.items() if have.get(k) != v}
-        to_remove = sorted(k for k in have if k not in want)
+        to_set, to_remove = tag_changes(observed.tags, tags)
         iam = ctx.client("iam")
         if to_set:
             iam.tag_instance_profile(InstanceProfileName=observed.id, Tags=tag_list(to_set))

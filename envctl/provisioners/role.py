@@ -12,11 +12,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.diff import AttrChange, diff_props, plain
 from envctl.model.graph import Node, has_unknown
-from envctl.provisioners.base import (NotOurs, Observed, Props, Provisioner, Value, address_of, tag_dict,
+from envctl.provisioners.base import (NotOurs, Observed, Props, Provisioner, Value, address_of, tag_changes, tag_dict,
                                       tag_list)
 
 POLICY_NAME = "envctl"
@@ -137,7 +136,7 @@ class Role(Provisioner[RoleProps]):
             self.update_tags(ctx, observed, node.tags)
 
     def update_tags(self, ctx, observed: Observed[RoleProps], tags: Mapping[str, str]) -> None:
-        to_set, to_remove = _tag_changes(observed.tags, tags)
+        to_set, to_remove = tag_changes(observed.tags, tags)
         iam = ctx.client("iam")
         if to_set:
             iam.tag_role(RoleName=observed.id, Tags=tag_list(to_set))
@@ -290,9 +289,3 @@ def _ignore_not_found(call, **kwargs) -> None:
     except Exception as e:
         if not errors.is_not_found(e):
             raise
-
-
-def _tag_changes(current: Mapping[str, str], desired: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """(tags to set, keys to remove) making the user tags of `current` equal those of `desired`."""
-    want, have = tagging.user_tags(desired), tagging.user_tags(current)
-    return {k: v for k, v in want.items() if have.get(k) != v}, sorted(k for k in have if k not in want)

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.graph import Node
 from envctl.aws.waiters import GONE, wait_until
-from envctl.provisioners.base import (DeletionProtected, NotOurs, Observed, Props, Provisioner, Timeouts, address_of,
+from envctl.provisioners.base import (DeletionProtected, NotOurs, Observed, Props, Provisioner, Timeouts, address_of, tag_changes,
                                       tag_dict, tag_list)
 
 
@@ -132,7 +131,7 @@ class Table(Provisioner[TableProps]):
             _set_pitr(ddb, name, want.point_in_time_recovery)
 
     def update_tags(self, ctx, observed: Observed[TableProps], tags: Mapping[str, str]) -> None:
-        to_set, to_remove = _tag_changes(observed.tags, tags)
+        to_set, to_remove = tag_changes(observed.tags, tags)
         ddb = ctx.client("dynamodb")
         arn = observed.outputs["arn"]
         if to_set:
@@ -254,9 +253,3 @@ def _throughput(p: TableProps) -> dict:
 def _set_pitr(ddb, name: str, enabled: bool) -> None:
     ddb.update_continuous_backups(TableName=name,
                                   PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": enabled})
-
-
-def _tag_changes(current: Mapping[str, str], desired: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """(tags to set, keys to remove) making the user tags of `current` equal those of `desired`."""
-    want, have = tagging.user_tags(desired), tagging.user_tags(current)
-    return {k: v for k, v in want.items() if have.get(k) != v}, sorted(k for k in have if k not in want)

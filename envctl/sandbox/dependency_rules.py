@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 from uuid import uuid4
 
-from envctl.sandbox.server import _Replay, describe_request
+from envctl.sandbox.server import ReplayBody, describe_request
 
 _GONE_INSTANCE = frozenset({"terminated"})            # "shutting-down" still holds its interfaces
 _GONE_NAT = frozenset({"deleted", "failed"})          # "deleting" still holds its interface and EIP
@@ -330,7 +330,7 @@ def _form_params(environ) -> dict[str, str]:
     params = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
     if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"] = _Replay(body)
+        environ["wsgi.input"] = ReplayBody(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return params

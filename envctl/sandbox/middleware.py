@@ -46,7 +46,7 @@ from enum import Enum
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as xml_escape
 
-from envctl.sandbox.server import describe_request
+from envctl.sandbox.server import ReplayBody, describe_request
 
 Wsgi = Callable  # a WSGI application: (environ, start_response) → iterable of bytes
 
@@ -107,25 +107,9 @@ def _read_body(environ) -> bytes:
     if not length:             # no body, or a chunked one: left to the app as it is
         return b""
     body = environ["wsgi.input"].read(length)
-    environ["wsgi.input"] = _Body(body)
+    environ["wsgi.input"] = ReplayBody(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return body
-
-
-class _Body:
-    def __init__(self, data: bytes):
-        import io
-
-        self._io = io.BytesIO(data)
-
-    def read(self, *args):
-        return self._io.read(*args)
-
-    def readline(self, *args):
-        return self._io.readline(*args)
-
-    def __iter__(self):
-        return iter(self._io)
 
 
 def _access_key(environ) -> str:

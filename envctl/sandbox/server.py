@@ -44,7 +44,7 @@ def describe_request(environ) -> tuple[str, str, str, bool]:
         action = (query.get("Action") or [""])[0]
         if not action and method == "POST" and "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            environ["wsgi.input"] = _Replay(body)
+            environ["wsgi.input"] = ReplayBody(body)
             action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
     if not action:                                  # REST protocols (S3, Lambda): method + path
         path = environ.get("PATH_INFO", "/")
@@ -55,7 +55,7 @@ def describe_request(environ) -> tuple[str, str, str, bool]:
     return service, action, region, mutating
 
 
-class _Replay:
+class ReplayBody:
     def __init__(self, body: bytes):
         import io
 
