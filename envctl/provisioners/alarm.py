@@ -10,12 +10,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from envctl.aws import errors
-from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.diff import AttrChange
 from envctl.model.graph import Node
 from envctl.provisioners.base import (Ctx, NotOurs, Observed, Props, Provisioner, Timeouts, Value, address_of,
-                                      tag_list)
+                                      tag_changes, tag_list)
 
 
 class Dimension(Props):
@@ -98,9 +97,7 @@ class Alarm(Provisioner[AlarmProps]):
     def update_tags(self, ctx: Ctx, observed: Observed[AlarmProps], tags: Mapping[str, str]) -> None:
         cloudwatch = ctx.client("cloudwatch")
         arn = observed.outputs["arn"]
-        have, want = tagging.user_tags(observed.tags), tagging.user_tags(tags)
-        to_set = {k: v for k, v in want.items() if have.get(k) != v}
-        to_remove = sorted(k for k in have if k not in want)
+        to_set, to_remove = tag_changes(observed.tags, tags)
         if to_set:
             cloudwatch.tag_resource(ResourceARN=arn, Tags=tag_list(to_set))
         if to_remove:

@@ -16,11 +16,10 @@ from typing import Any
 from envctl.aws import errors
 from envctl.aws.waiters import GONE, wait_until
 from envctl.model import package
-from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.diff import AttrChange, diff_props
 from envctl.model.graph import Node
-from envctl.provisioners.base import Ctx, NotOurs, Observed, Props, Provisioner, Timeouts, Value, address_of
+from envctl.provisioners.base import Ctx, NotOurs, Observed, Props, Provisioner, Timeouts, Value, address_of, tag_changes
 
 INVOKERS = {"s3": "s3.amazonaws.com", "sns": "sns.amazonaws.com"}   # invoke_from service → principal
 
@@ -127,9 +126,7 @@ class Function(Provisioner[FunctionProps]):
     def update_tags(self, ctx: Ctx, observed: Observed[FunctionProps], tags: Mapping[str, str]) -> None:
         lam = ctx.client("lambda")
         arn = observed.outputs["arn"]
-        have, want = tagging.user_tags(observed.tags), tagging.user_tags(tags)
-        to_set = {k: v for k, v in want.items() if have.get(k) != v}
-        to_remove = sorted(k for k in have if k not in want)
+        to_set, to_remove = tag_changes(observed.tags, tags)
         if to_set:
             lam.tag_resource(Resource=arn, Tags=to_set)
         if to_remove:

@@ -9,11 +9,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from envctl.aws import errors
-from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.diff import AttrChange
 from envctl.model.graph import Node
-from envctl.provisioners.base import Ctx, NotOurs, Observed, Props, Provisioner, Timeouts, address_of
+from envctl.provisioners.base import Ctx, NotOurs, Observed, Props, Provisioner, Timeouts, address_of, tag_changes
 from envctl.spec.names import physical_name
 
 
@@ -108,9 +107,7 @@ class LogGroup(Provisioner[LogGroupProps]):
     def update_tags(self, ctx: Ctx, observed: Observed[LogGroupProps], tags: Mapping[str, str]) -> None:
         logs = ctx.client("logs")
         arn = observed.outputs["arn"]
-        have, want = tagging.user_tags(observed.tags), tagging.user_tags(tags)
-        to_set = {k: v for k, v in want.items() if have.get(k) != v}
-        to_remove = sorted(k for k in have if k not in want)
+        to_set, to_remove = tag_changes(observed.tags, tags)
         if to_set:
             logs.tag_resource(resourceArn=arn, tags=to_set)
         if to_remove:

@@ -14,10 +14,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.graph import Node
-from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, canonical_json
+from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, canonical_json, tag_changes
 
 SOURCE_SERVICES = ("events", "sns", "s3")
 UNRECOGNISED = "policy"     # allow_from entry for a policy statement envctl did not write: ("policy", <json>)
@@ -91,9 +90,7 @@ class Queue(Provisioner[QueueProps]):
                                                Attributes=_attributes(node.props, observed.outputs["arn"]))
 
     def update_tags(self, ctx, observed: Observed[QueueProps], tags: Mapping[str, str]) -> None:
-        want, have = tagging.user_tags(tags), tagging.user_tags(observed.tags)
-        to_set = {k: v for k, v in want.items() if have.get(k) != v}
-        to_remove = sorted(k for k in have if k not in want)
+        to_set, to_remove = tag_changes(observed.tags, tags)
         sqs = ctx.client("sqs")
         if to_set:
             sqs.tag_queue(QueueUrl=observed.id, Tags=to_set)

@@ -10,10 +10,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.graph import Node
-from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, canonical_json, tag_list
+from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, canonical_json, tag_list, tag_changes
 
 
 class Target(Props):
@@ -91,9 +90,7 @@ class Schedule(Provisioner[ScheduleProps]):
                 events.remove_targets(Rule=want.name, Ids=extra)
 
     def update_tags(self, ctx, observed: Observed[ScheduleProps], tags: Mapping[str, str]) -> None:
-        want, have = tagging.user_tags(tags), tagging.user_tags(observed.tags)
-        to_set = {k: v for k, v in want.items() if have.get(k) != v}
-        to_remove = sorted(k for k in have if k not in want)
+        to_set, to_remove = tag_changes(observed.tags, tags)
         events = ctx.client("events")
         if to_set:
             events.tag_resource(ResourceARN=observed.outputs["arn"], Tags=tag_list(to_set))

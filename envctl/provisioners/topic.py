@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from envctl.model import tags as tagging
 from envctl.model.address import Address
 from envctl.model.graph import Node
-from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, tag_list
+from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, tag_list, tag_changes
 
 PENDING = "PendingConfirmation"
 
@@ -90,9 +89,7 @@ class Topic(Provisioner[TopicProps]):
                     sns.unsubscribe(SubscriptionArn=sub_arn)
 
     def update_tags(self, ctx, observed: Observed[TopicProps], tags: Mapping[str, str]) -> None:
-        want, have = tagging.user_tags(tags), tagging.user_tags(observed.tags)
-        to_set = {k: v for k, v in want.items() if have.get(k) != v}
-        to_remove = sorted(k for k in have if k not in want)
+        to_set, to_remove = tag_changes(observed.tags, tags)
         sns = ctx.client("sns")
         if to_set:
             sns.tag_resource(ResourceArn=observed.id, Tags=tag_list(to_set))
