@@ -58,6 +58,9 @@ CASES = [
          "specs/qa.yaml:6", "found unexpected end of stream (while scanning a quoted scalar at line 4)"),
     case("yaml-syntax-tab", HEAD + "queues:\n  work:\n\t  fifo: true\n",
          "specs/qa.yaml:5", "invalid YAML: found character '\\t' that cannot start any token"),
+    # libyaml (the fast loader) would take a tab inside a line; PyYAML refuses it, and still does.
+    case("yaml-syntax-tab-inside-a-line", HEAD + "tags:\n  Owner:\tplatform\n",
+         "specs/qa.yaml:4", "invalid YAML: found character '\\t' that cannot start any token"),
     case("empty-file", "", "specs/qa.yaml:1", "the file is empty; a spec is a YAML mapping"),
     case("only-comments", "# to be written\n", "specs/qa.yaml:1", "the file is empty"),
     case("spec-is-a-list", "- project: acme\n- region: eu-north-1\n",

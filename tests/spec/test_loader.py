@@ -76,6 +76,25 @@ def test_yaml_values_keep_their_yaml_types(specs):
     assert data == {"a": "4711", "b": 4711, "c": True, "d": None, "e": 1.5}
 
 
+def test_a_file_changed_since_it_was_read_is_read_again(specs):
+    folder = specs({"qa.yaml": "project: acme\nregion: eu-north-1\n"})
+    first, _ = read_file(folder / "qa.yaml")
+    (folder / "qa.yaml").write_text("project: acme\nregion: eu-west-1\n", encoding="utf-8")
+
+    again, _ = read_file(folder / "qa.yaml")
+
+    assert (first["region"], again["region"]) == ("eu-north-1", "eu-west-1")
+
+
+def test_a_broken_file_is_reported_every_time_it_is_read(specs):
+    folder = specs({"qa.yaml": "project: acme\nproject: other\n"})
+
+    for _ in range(2):
+        with pytest.raises(SpecError) as e:
+            read_file(folder / "qa.yaml")
+        assert e.value.problems == [Problem("specs/qa.yaml", 2, "project", "duplicate key (already set above)")]
+
+
 def test_a_missing_file_is_a_problem_not_an_exception_of_python(specs):
     folder = specs({})
 
