@@ -23,11 +23,12 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedErr
                                  ReadTimeoutError)
 
 from envctl.aws import errors
+from envctl.aws.ratelimit import RateLimiter
 
 DEFAULT_MAX_ATTEMPTS = 8
 # Operations that only read, by name: everything else may change something.
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Query", "Scan", "BatchGet", "Search", "Select",
-                 "Check", "Validate", "Estimate", "Preview", "Filter", "Test")
+                 "Receive", "Check", "Validate", "Estimate", "Preview", "Filter", "Test")
 # Writes that are the same write when repeated, which botocore's model cannot say: DynamoDB item
 # writes of a whole item by its key. envctl's only ones are the environment lock's, whose
 # conditions hold for their own repeat (engine/lock.py: `token = :mine`).
@@ -51,6 +52,7 @@ class AwsOptions:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     access_key: str | None = None                # the sandbox sets dummy credentials
     secret_key: str | None = None
+    rate_limit: bool = True                      # client-side token buckets (aws/ratelimit.py)
 
 
 class AwsSession:
@@ -79,6 +81,7 @@ class AwsSession:
         self._tagged: dict[str, list[tuple[str, dict[str, str]]]] | None = None
         self._tag_lock = threading.Lock()
         self.scope: tuple[str, str] | None = None
+        self.limiter = RateLimiter(is_read=is_read) if options.rate_limit else None
 
     def client(self, service: str) -> Any:
         with self._lock:
@@ -87,8 +90,12 @@ class AwsSession:
                 c = self._session.client(service, region_name=self.region, endpoint_url=self.endpoint_url,
                                          config=self._config)
                 # First, so that botocore's own retry handler never sees these failures.
-                c.meta.events.register_first(f"needs-retry.{c.meta.service_model.service_id.hyphenize()}",
-                                             _no_blind_retry)
+                service_id = c.meta.service_model.service_id.hyphenize()
+                c.meta.events.register_first(f"needs-retry.{service_id}", _no_blind_retry)
+                if self.limiter is not None:
+                    before_send, after_attempt = self.limiter.handlers(c.meta.service_model.signing_name)
+                    c.meta.events.register(f"before-send.{service_id}", before_send)
+                    c.meta.events.register_first(f"needs-retry.{service_id}", after_attempt)
                 self._clients[service] = c
             return c
 
@@ -197,11 +204,16 @@ def _no_blind_retry(caught_exception=None, operation=None, **kwargs) -> None:
     """
     if not isinstance(caught_exception, (ConnectionClosedError, ReadTimeoutError)) or operation is None:
         return None
-    if operation.name.startswith(READ_PREFIXES) or operation.idempotent_members:
+    if is_read(operation.name) or operation.idempotent_members:
         return None
     if (operation.service_model.endpoint_prefix, operation.name) in REPEATABLE:
         return None
     raise caught_exception
+
+
+def is_read(action: str) -> bool:
+    """Whether an API action only reads, by its name (botocore's model does not say)."""
+    return action.startswith(READ_PREFIXES)
 
 
 def _known_regions(session: boto3.Session) -> set[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from envctl.cli.app import Abort, App
+from envctl.cli.app import Abort, App, set_up_done
 
 ENV_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?")     # the spec's resource names' rule
 
@@ -85,6 +85,7 @@ def observe_scope(app: App, project: str, environment: str, spec=None,
     session = app.session(spec, region=region)
     session.scope = (project, environment)
     ctx = Ctx(aws=session, project=project, environment=environment)
+    set_up_done()
     observation = guarded(app, "discovering the environment", lambda: discover(ctx))
     if observation.duplicates:
         for address, ids in observation.duplicates:
@@ -106,17 +107,27 @@ def plan_for(app: App, env: str, *, source: str | None = None, prune: bool = Fal
     return Planned(spec, session, ctx, desired, observed, the_plan)
 
 
+class NothingLeft(Abort):
+    """Exit 0: another run did the work while this one waited for the lock. `planned` is the
+    fresh (empty) plan, for a --json report."""
+
+    def __init__(self, planned: Planned):
+        super().__init__(0)
+        self.planned = planned
+
+
 def recheck(app: App, planned: Planned, again) -> Planned:
     """Plan again after waiting for another run's lock, which may have changed the environment.
 
     Goes on only with the plan the user saw (`again()` makes the new one): a different plan
-    stops with exit 1, no plan left at all ends with exit 0.
+    stops with exit 1, no plan left at all ends with exit 0 (NothingLeft).
     """
     fresh = again()
     where = f"{planned.plan.project}/{planned.plan.environment}"
     if fresh.plan.is_empty:
         app.say(f"Nothing left to do: another run changed {where} while this one waited for the lock.")
-        raise Abort(0)
+        raise NothingLeft(Planned(fresh.spec, planned.session, planned.ctx, fresh.desired, fresh.observed,
+                                  fresh.plan))
     if fresh.plan.to_json() != planned.plan.to_json():
         app.abort(f"{where} changed since plan (another run changed it while this one waited for the lock); "
                   "run diff again")

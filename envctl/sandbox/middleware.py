@@ -46,6 +46,7 @@ from enum import Enum
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as xml_escape
 
+from envctl.aws.ratelimit import Limit, published_limit
 from envctl.sandbox.server import ReplayBody, describe_request
 
 Wsgi = Callable  # a WSGI application: (environ, start_response) → iterable of bytes
@@ -445,24 +446,32 @@ class Latency(Layer):
 
 
 class RateLimit(Layer):
-    """At most `rate` calls per second per action (token buckets), else the protocol's throttle.
+    """Token buckets per action, as AWS keeps them: a call without a token gets the protocol's throttle.
 
-    `limits` maps "service:Action", "service:*" or "*" to calls per second; the most precise
-    key applies, and each action has its own bucket holding up to `burst` calls (default:
-    one second's worth, at least 1).
+    `limits` maps "service:Action", "service:*" or "*" to calls per second (each action's bucket
+    then holds `burst` calls, default one second's worth, at least 1) or to a `Limit` (rate and
+    burst); the most precise key applies. With `aws_limits`, an action no key names gets AWS's
+    published limit (envctl.aws.ratelimit: EC2, CloudWatch) or, for services that publish none,
+    `UNPUBLISHED`: lower than envctl's own guess for them, so that its adaptation is put to work.
+    REST services (S3, Lambda) are not limited by `aws_limits`: their calls name a path, not an
+    action, and they publish no limits envctl's calls come near.
     """
 
-    def __init__(self, limits: Mapping[str, float] | None = None, burst: float | None = None,
+    UNPUBLISHED = Limit(20, 20)
+
+    def __init__(self, limits: Mapping[str, float | Limit] | None = None, burst: float | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self._lock = threading.Lock()
         self._clock = clock
         self.throttled: Counter = Counter()
         self.configure(limits or {}, burst)
 
-    def configure(self, limits: Mapping[str, float], burst: float | None = None) -> None:
+    def configure(self, limits: Mapping[str, float | Limit], burst: float | None = None, *,
+                  aws_limits: bool = False) -> None:
         with self._lock:
             self.limits = dict(limits)
             self.burst = burst
+            self.aws_limits = aws_limits
             self._buckets: dict[tuple[str, str], tuple[float, float]] = {}   # (tokens, last refill)
             self.throttled.clear()
 
@@ -472,15 +481,14 @@ class RateLimit(Layer):
         return self.app(environ, start_response)
 
     def _take(self, request: AwsRequest) -> bool:
-        rate = self._rate(request)
-        if rate is None:
+        limit = self._limit(request)
+        if limit is None:
             return True
         key = (request.service, request.action)
-        capacity = self.burst if self.burst is not None else max(1.0, rate)
         with self._lock:
             now = self._clock()
-            tokens, last = self._buckets.get(key, (capacity, now))
-            tokens = min(capacity, tokens + (now - last) * rate)
+            tokens, last = self._buckets.get(key, (limit.burst, now))
+            tokens = min(limit.burst, tokens + (now - last) * limit.rate)
             if tokens < 1:
                 self._buckets[key] = (tokens, now)
                 self.throttled[f"{request.service}:{request.action}"] += 1
@@ -488,10 +496,15 @@ class RateLimit(Layer):
             self._buckets[key] = (tokens - 1, now)
             return True
 
-    def _rate(self, request: AwsRequest) -> float | None:
+    def _limit(self, request: AwsRequest) -> Limit | None:
         for key in (f"{request.service}:{request.action}", f"{request.service}:*", "*"):
             if key in self.limits:
-                return self.limits[key]
+                value = self.limits[key]
+                if isinstance(value, Limit):
+                    return value
+                return Limit(value, self.burst if self.burst is not None else max(1.0, value))
+        if self.aws_limits and not request.protocol.startswith("rest"):
+            return published_limit(request.service, request.action, not request.mutating) or self.UNPUBLISHED
         return None
 
 

@@ -13,9 +13,9 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from envctl.aws.session import is_read
+
 _CREDENTIAL = re.compile(r"Credential=[^/]+/\d+/([^/]+)/([^/]+)/")
-_READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Query", "Scan", "BatchGet", "Search", "Select",
-                  "Receive", "Check", "Validate", "Estimate", "Preview", "Filter", "Test")
 
 SANDBOX_ACCOUNT = "123456789012"
 
@@ -51,7 +51,7 @@ def describe_request(environ) -> tuple[str, str, str, bool]:
         action = f"{method} {path}"
         mutating = method not in ("GET", "HEAD")
     else:
-        mutating = not action.startswith(_READ_PREFIXES)
+        mutating = not is_read(action)
     return service, action, region, mutating
 
 
