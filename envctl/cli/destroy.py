@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import datetime
+import json
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
@@ -18,11 +21,14 @@ from envctl.cli.workflow import complete_env, from_option, lock_timeout_option
               help="Destroy a protected environment; lift deletion protection on its databases and tables.")
 @click.option("--project", envvar="ENVCTL_PROJECT",
               help="The project, when the environment's spec has changed or is gone.")
+@click.option("--json", "as_json", is_flag=True, envvar="ENVCTL_JSON",
+              help="The outcome as JSON (version 1) on stdout; the plan and progress go to stderr. "
+                   "Never asks: needs --yes.")
 @click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True,
               envvar="ENVCTL_PARALLELISM", help="Resources worked on at once.")
 @lock_timeout_option
 @click.pass_obj
-def destroy(app: App, env: str, source: str | None, yes: bool, force: bool, project: str | None,
+def destroy(app: App, env: str, source: str | None, yes: bool, force: bool, project: str | None, as_json: bool,
             parallelism: int, lock_timeout: float) -> None:
     """Delete every resource tagged as environment ENV of the project.
 
@@ -32,21 +38,66 @@ def destroy(app: App, env: str, source: str | None, yes: bool, force: bool, proj
     needs --yes. A protected environment (its spec says so, or its resources carry
     envctl:protected) needs --force as well; its databases keep a final snapshot. Exit 0
     when nothing is left, 1 otherwise.
+
+    JSON (version 1): {"version": 1, "command": "destroy", "project", "environment", "region",
+    "account", "ok", "interrupted", "elapsed_s", "plan", "resources": [{"address", "action",
+    "state", "id", "seconds", "error"}], "counts", "left": [{"address", "id"}]}; printed even
+    when a delete failed (exit 1, "ok": false), not when destroy refuses before deleting anything.
     """
+    if as_json:
+        app.report_json()
     spec = _spec_or_none(app, env, source, project)
-    destroy_environment(app, project or spec.model.project, env, spec, yes=yes, force=force,
-                        parallelism=parallelism, lock_timeout=lock_timeout)
+    done = run_destroy(app, project or spec.model.project, env, spec, yes=yes, force=force,
+                       parallelism=parallelism, lock_timeout=lock_timeout)
+    if as_json:
+        click.echo(json.dumps(done.to_json(), indent=2))
+    if not done.ok:
+        raise Abort(1)
+
+
+@dataclass(frozen=True)
+class Destroyed:
+    """What a destroy did: its plan, the executor's result (None: nothing was executed) and
+    what is still live after it."""
+
+    session: Any
+    plan: Any
+    result: Any
+    left: dict
+
+    @property
+    def ok(self) -> bool:
+        return (self.result is None or self.result.ok) and not self.left
+
+    def to_json(self) -> dict:
+        from envctl.render.result import run_document, unchanged
+
+        outcomes = self.result.outcomes.values() if self.result is not None else unchanged(self.plan)
+        left = [{"address": str(a), "id": o.id} for a, o in sorted(self.left.items())]
+        return run_document("destroy", self.plan, outcomes, region=self.session.region,
+                            account=self.session.account_id(), result=self.result, extra={"left": left})
 
 
 def destroy_environment(app: App, project: str, env: str, spec, *, yes: bool, force: bool, parallelism: int,
-                        found: tuple | None = None, lock_timeout: float = 300) -> None:
+                        found: tuple | None = None, lock_timeout: float = 300) -> Destroyed:
     """Destroy one environment: the body of `envctl destroy`, shared with `envctl reap`.
 
     `found` is (session, ctx, observed) when the caller has just observed the environment.
-    Raises Abort (exit 1) when it refuses or when anything is left.
+    Raises Abort (exit 1) when it refuses, a delete failed or anything is left.
     """
+    done = run_destroy(app, project, env, spec, yes=yes, force=force, parallelism=parallelism, found=found,
+                       lock_timeout=lock_timeout)
+    if not done.ok:
+        raise Abort(1)
+    return done
+
+
+def run_destroy(app: App, project: str, env: str, spec, *, yes: bool, force: bool, parallelism: int,
+                found: tuple | None = None, lock_timeout: float = 300) -> Destroyed:
+    """Destroy one environment and say how it went; raises Abort (exit 1) only when it refuses
+    before deleting anything (protected, not confirmed, the lock held by another run)."""
     from envctl.cli.run import apply
-    from envctl.cli.workflow import Planned, header, observe_scope, recheck
+    from envctl.cli.workflow import NothingLeft, Planned, header, observe_scope, recheck
     from envctl.model.graph import Graph
     from envctl.plan.planner import destroy_plan
     from envctl.render.plan import render_plan
@@ -54,7 +105,7 @@ def destroy_environment(app: App, project: str, env: str, spec, *, yes: bool, fo
     session, ctx, observed = found or observe_scope(app, project, env, spec)
     if not observed:
         app.say(f"Nothing to destroy: {project}/{env} has no resources.")
-        return
+        return Destroyed(session, destroy_plan({}, project=project, environment=env), None, {})
     protected = is_protected(spec, observed)
     plan = destroy_plan(observed, protected=protected, force=force, project=project, environment=env)
     render_plan(app.console, plan, verb="destroy", header=header(project, env, session))
@@ -65,21 +116,23 @@ def destroy_environment(app: App, project: str, env: str, spec, *, yes: bool, fo
     ctx.final_snapshot = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M") if protected \
         else None
     planned = Planned(spec, session, ctx, Graph(), observed, plan)
-    with app.lock(ctx, "destroy", lock_timeout) as lock:
-        if lock.waited:         # another run held it: the environment may have changed since the plan
-            planned = recheck(app, planned, lambda: _planned_again(app, planned, protected=protected,
-                                                                               force=force))
-        ok = apply(app, planned, parallelism)
+    try:
+        with app.lock(ctx, "destroy", lock_timeout) as lock:
+            if lock.waited:         # another run held it: the environment may have changed since the plan
+                planned = recheck(app, planned, lambda: _planned_again(app, planned, protected=protected,
+                                                                                   force=force))
+            result = apply(app, planned, parallelism)
+    except NothingLeft as e:        # another run destroyed it meanwhile
+        return Destroyed(session, e.planned.plan, None, {})
     _, _, left = observe_scope(app, project, env, spec, region=session.region)
     if left:
         app.err.print(f"[bold red]{len(left)} resource(s) left:[/]")
         width = max(len(str(address)) for address in left)
         for address, obs in sorted(left.items()):
             app.err.print(f"  {str(address):<{width}}  {obs.id}", highlight=False)
-        raise Abort(1)
-    app.say(f"[green]0 resources left[/] in {project}/{env}.")
-    if not ok:
-        raise Abort(1)
+    else:
+        app.say(f"[green]0 resources left[/] in {project}/{env}.")
+    return Destroyed(session, planned.plan, result, dict(left))
 
 
 def _planned_again(app: App, planned, *, protected: bool, force: bool):

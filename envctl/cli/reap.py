@@ -73,7 +73,7 @@ def reap(app: App, dry_run: bool, yes: bool, as_json: bool, parallelism: int, lo
     from envctl.model import tags as tagging
 
     if as_json:
-        app.console = app.err          # stdout holds the JSON document only
+        app.report_json()              # stdout holds the JSON document only; never prompts
     session = app.session(None, region=_specs_region(app))
     now = utc_now()
     found = guarded(app, "listing environments", lambda: environments(session))

@@ -8,8 +8,9 @@ from collections import Counter
 from envctl.cli.app import App
 
 
-def apply(app: App, planned, parallelism: int) -> bool:
-    """Execute `planned.plan`; print progress and a summary; True when every change succeeded.
+def apply(app: App, planned, parallelism: int):
+    """Execute `planned.plan`; print progress and a summary; return the executor's Result
+    (`.ok`: every change succeeded).
 
     The first Ctrl-C stops starting new work and lets calls in flight finish; a second one
     interrupts at once.
@@ -37,7 +38,7 @@ def apply(app: App, planned, parallelism: int) -> bool:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     show_result(app, result)
-    return result.ok
+    return result
 
 
 def show_result(app: App, result) -> None:

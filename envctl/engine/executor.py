@@ -419,8 +419,10 @@ class _Run:
 
     def _tags_to_set(self, node: Node, live_tags: Mapping[str, str]) -> dict[str, str] | None:
         """The tags an update sets, or None when they are right: the spec's (and Name), envctl's
-        lifecycle tags as they are live, with this run's expiry and, when missing, its creation time."""
+        lifecycle tags as they are live, with this run's expiry and, when missing, its creation time,
+        without those the run removes (ctx.lifecycle_removed)."""
         lifecycle = {**tagging.lifecycle(node.tags), **tagging.lifecycle(live_tags), **self.ctx.lifecycle_tags}
+        lifecycle = {k: v for k, v in lifecycle.items() if k not in self.ctx.lifecycle_removed}
         if tag_change(node, live_tags) is None and lifecycle == tagging.lifecycle(live_tags):
             return None
         return {**wanted_tags(node, live_tags), **lifecycle}

@@ -4,8 +4,10 @@ An environment's expiry (`envctl:expires`, from a ttl) and protection mark
 (`envctl:protected`) are run-time values, not part of the spec, so the planner ignores
 them. The executor puts `ctx.lifecycle_tags` on what it creates and updates; `renew` puts
 them on every other live resource of the environment, so that each `create` renews the
-expiry of all of it, even when the plan is otherwise empty. A tags-only update through each
-kind's `update_tags`: the spec's tags, envctl's other tags and the resource stay as they are.
+expiry of all of it, even when the plan is otherwise empty. Those of `ctx.lifecycle_removed`
+(the spec no longer has a ttl, or is no longer protected) are taken off the same way: the
+spec is the truth. A tags-only update through each kind's `update_tags`: the spec's tags,
+envctl's other tags and the resource stay as they are.
 """
 from __future__ import annotations
 
@@ -28,14 +30,17 @@ class Renewal:
 
 
 def stale(ctx: Ctx, resources: Iterable[Observed]) -> list[Observed]:
-    """The resources whose lifecycle tags differ from this run's."""
-    return [o for o in resources if any(o.tags.get(k) != v for k, v in ctx.lifecycle_tags.items())]
+    """The resources whose lifecycle tags differ from this run's: one of `ctx.lifecycle_tags`
+    missing or different, or one of `ctx.lifecycle_removed` present."""
+    return [o for o in resources if any(o.tags.get(k) != v for k, v in ctx.lifecycle_tags.items())
+            or any(k in o.tags for k in ctx.lifecycle_removed)]
 
 
 def renew(ctx: Ctx, resources: Iterable[Observed], *, parallelism: int = 10,
           provisioners: Mapping[str, Provisioner] | None = None, retry_window_s: float = retry.DEFAULT_WINDOW_S,
           sleep: Callable[[float], None] = time.sleep) -> Renewal:
-    """Set `ctx.lifecycle_tags` on each of `resources` (observed just before) that lacks them.
+    """Set `ctx.lifecycle_tags` on each of `resources` (observed just before) that lacks them,
+    and take `ctx.lifecycle_removed` off.
 
     Never raises for one resource: failures are listed with their reason.
     """
@@ -45,7 +50,9 @@ def renew(ctx: Ctx, resources: Iterable[Observed], *, parallelism: int = 10,
     def one(observed: Observed) -> str | None:
         if not ctx.is_ours(observed.tags):
             return "not tagged as this environment's; refusing to touch it"
-        tags = {**observed.tags, **ctx.lifecycle_tags}
+        # update_tags makes the user tags equal these: what is left out here is removed.
+        kept = {k: v for k, v in observed.tags.items() if k not in ctx.lifecycle_removed}
+        tags = {**kept, **ctx.lifecycle_tags}
         p = get(observed.address.kind)
         try:
             retry.retry(lambda: p.update_tags(ctx, observed, tags), deadline_s=retry_window_s, sleep=sleep)

@@ -312,6 +312,8 @@ REPORTS = [
     ("status", ["status", "qa", "--json"], 0),
     ("compare", ["compare", "qa", "pr-1", "--from-b", "qa", "--json"], 0),
     ("reap", ["reap", "--dry-run", "--json"], 0),
+    ("create", ["create", "qa", "--yes", "--json"], 0),
+    ("destroy", ["destroy", "qa", "--yes", "--json"], 0),
 ]
 
 

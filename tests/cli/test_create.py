@@ -340,3 +340,103 @@ def test_an_interrupted_create_is_finished_by_the_next_one(aws, envctl, network_
     aws.log.clear()
     assert envctl("create", "qa", "--yes").code == 0
     assert aws.log.mutating() == []
+
+
+# ------------------------------------------------------------------ lifecycle tags follow the spec
+
+LIFECYCLE_BASE = """\
+project: acme
+region: eu-north-1
+account: "123456789012"
+queues:
+  work: {}
+topics:
+  alarms: {}
+"""
+
+
+def lifecycle_tags(aws) -> dict[str, dict[str, str]]:
+    """address → envctl:protected / envctl:expires of acme/qa's queue and topic, read with plain boto3."""
+    sqs, sns = aws.client("sqs"), aws.client("sns")
+    url = sqs.get_queue_url(QueueName="acme-qa-work")["QueueUrl"]
+    arn = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":acme-qa-alarms"))
+    found = {"queue/work": sqs.list_queue_tags(QueueUrl=url)["Tags"],
+             "topic/alarms": {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=arn)["Tags"]}}
+    return {a: {k: v for k, v in tags.items() if k in ("envctl:protected", "envctl:expires")}
+            for a, tags in found.items()}
+
+
+def tag_calls(aws) -> list[str]:
+    """The mutating calls made, but for the environment lock's (a DynamoDB item)."""
+    return sorted({c.action for c in aws.log.mutating() if c.service != "dynamodb"})
+
+
+def test_a_spec_no_longer_protected_takes_the_protected_tag_off(aws, envctl, write_spec):
+    write_spec("qa.yaml", LIFECYCLE_BASE + "protected: true\n")
+    assert envctl("create", "qa", "--yes").code == 0
+    assert lifecycle_tags(aws) == {a: {"envctl:protected": "true"} for a in ("queue/work", "topic/alarms")}
+    write_spec("qa.yaml", LIFECYCLE_BASE)
+    assert envctl("diff", "qa").code == 0                   # a lifecycle tag is not a change of the spec's
+    aws.log.clear()
+
+    result = envctl("create", "qa", "--yes")
+
+    assert result.code == 0, result.stderr
+    assert result.stdout.endswith("No changes. acme/qa matches the spec (2 resources).\n"
+                                  "Removed envctl:protected from 2 resource(s) of acme/qa: "
+                                  "its spec no longer says protected.\n")
+    assert lifecycle_tags(aws) == {"queue/work": {}, "topic/alarms": {}}
+    assert tag_calls(aws) == ["UntagQueue", "UntagResource"]        # tags alone
+    # Destroy no longer needs --force.
+    assert envctl("destroy", "qa", "--yes").code == 0
+
+
+def test_an_updated_resource_loses_the_protected_tag_in_the_same_run(aws, envctl, write_spec):
+    write_spec("qa.yaml", LIFECYCLE_BASE + "protected: true\n")
+    assert envctl("create", "qa", "--yes").code == 0
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName="acme-qa-work")["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "99"})      # drift: an UPDATE
+    write_spec("qa.yaml", LIFECYCLE_BASE)
+
+    result = envctl("create", "qa", "--yes")
+
+    assert result.code == 0, result.stderr
+    assert "Done: 1 updated, 1 unchanged" in result.stdout
+    assert "Removed envctl:protected from 1 resource(s) of acme/qa" in result.stdout      # the topic
+    assert lifecycle_tags(aws) == {"queue/work": {}, "topic/alarms": {}}
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"] == {
+        "VisibilityTimeout": "30"}
+
+
+def test_a_ttl_removed_from_the_spec_takes_the_expiry_off(aws, envctl, write_spec):
+    write_spec("qa.yaml", LIFECYCLE_BASE + "ttl: 3d\n")
+    assert envctl("create", "qa", "--yes").code == 0
+    assert all("envctl:expires" in tags for tags in lifecycle_tags(aws).values())
+    write_spec("qa.yaml", LIFECYCLE_BASE)
+    aws.log.clear()
+
+    result = envctl("create", "qa", "--yes")
+
+    assert result.code == 0, result.stderr
+    assert result.stdout.endswith("Removed the expiry (envctl:expires) of 2 resource(s) of acme/qa: "
+                                  "it has no ttl now.\n")
+    assert lifecycle_tags(aws) == {"queue/work": {}, "topic/alarms": {}}
+    assert tag_calls(aws) == ["UntagQueue", "UntagResource"]
+    assert envctl("diff", "qa").code == 0
+    aws.log.clear()
+    assert envctl("create", "qa", "--yes").code == 0         # and then nothing more to do
+    assert tag_calls(aws) == []
+
+
+def test_an_environment_made_protected_trades_its_expiry_for_the_protected_tag(aws, envctl, write_spec):
+    write_spec("qa.yaml", LIFECYCLE_BASE + "ttl: 3d\n")
+    assert envctl("create", "qa", "--yes").code == 0
+    write_spec("qa.yaml", LIFECYCLE_BASE + "protected: true\n")
+
+    result = envctl("create", "qa", "--yes")
+
+    assert result.code == 0, result.stderr
+    assert lifecycle_tags(aws) == {a: {"envctl:protected": "true"} for a in ("queue/work", "topic/alarms")}
+    assert "Removed the expiry (envctl:expires) of 2 resource(s)" in result.stdout
+    assert "Marked 2 resource(s) of acme/qa as protected (envctl:protected)." in result.stdout

@@ -146,7 +146,8 @@ def test_an_update_carries_the_new_expiry_and_keeps_the_creation_time(aws, envct
         "VisibilityTimeout": "30"}
 
 
-def test_a_create_without_a_ttl_leaves_the_expiry_as_it_is(aws, envctl, write_spec, specs, clock):
+def test_a_create_without_a_ttl_takes_the_expiry_off(aws, envctl, write_spec, specs, clock):
+    # The spec (and the command line) are the truth: no ttl, no expiry; reap leaves it alone.
     write_spec("plain.yaml", "extends: base.yaml\n")
     create(envctl, "pr-1", "--from", "plain", "--ttl", "1d")
     clock.now = T0 + HOUR
@@ -154,7 +155,8 @@ def test_a_create_without_a_ttl_leaves_the_expiry_as_it_is(aws, envctl, write_sp
     result = create(envctl, "pr-1", "--from", "plain")
 
     assert "Renewed" not in result.stdout
-    assert set(expiries(aws, "pr-1").values()) == {"2030-05-02T12:00Z"}
+    assert "Removed the expiry (envctl:expires) of 2 resource(s) of acme/pr-1: it has no ttl now." in result.stdout
+    assert expiries(aws, "pr-1") == {"queue/work": None, "topic/alarms": None}
 
 
 def test_list_shows_the_expiry(aws, envctl, specs, clock):
@@ -272,6 +274,20 @@ def test_reap_needs_yes_off_a_terminal(aws, envctl, specs, clock):
 
     assert (result.code, result.stderr) == (1, NOT_INTERACTIVE)
     assert "acme     pr-1         2          2030-04-30T12:00Z  would destroy" in result.stdout
+    assert aws.log.mutating() == []
+
+
+def test_reap_json_never_prompts_even_on_a_terminal(aws, envctl, specs, clock):
+    # A prompt would land on stdout, in the middle of the JSON: --json needs --yes instead.
+    clock.now = T0 - 2 * DAY
+    create(envctl, "pr-1", "--from", "preview", "--ttl", "1d")
+    clock.now = T0
+    aws.log.clear()
+
+    result = envctl("--interactive", "reap", "--json", input="y\n")
+
+    assert (result.code, result.stdout) == (1, "")
+    assert result.stderr == "error: --json never prompts: pass --yes to go ahead\n"
     assert aws.log.mutating() == []
 
 
