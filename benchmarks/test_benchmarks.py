@@ -82,3 +82,17 @@ def test_destroy_waits_for_the_users_first_and_discovers_twice():
     assert cp["calls"] == 7
     assert result["time_split_s"] == {"start-up": 1.0, "observe": 0.5, "plan": 0.1, "execute": 1.4, "check": 0.2,
                                       "rest": 0.3}
+
+
+def test_a_kind_whose_reads_run_side_by_side_costs_its_listings_and_its_longest_read():
+    graph = [_node("queue/a"), _node("queue/b"), _node("queue/c")]
+    calls = ([_call("discover:queue", "sqs", "ListQueues")] * 2
+             + [_call("discover:queue#0")] * 1 + [_call("discover:queue#1")] * 3 + [_call("discover:queue#2")] * 2)
+    trace = {"calls": calls, "phases": [], "tag_scan_users": []}
+    run = Run(["envctl", "diff"], 0, 1.0, 100.0, 0.5, 0.0, "", "", trace=trace)
+
+    result = analyse(run, graph, 0.05, None, None, expect=(0,))
+
+    assert result["critical_path"]["discoveries"] == [{"kind": "queue", "calls": 5}]    # 2 listings + 3
+    assert result["discovery"]["queue"]["calls"] == 8
+    assert result["discovery"]["queue"]["actions"] == {"GetQueueAttributes": 6, "ListQueues": 2}

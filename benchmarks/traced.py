@@ -8,12 +8,14 @@ executor step `<address>|<phase>`, or `main`), service, operation, start and end
 The attribution wraps, in this process only: botocore's `BaseClient._make_api_call` (every
 API call, retries included inside it), each registered provisioner's `discover`, the
 executor's per-step function `_Run._run` (private: if it is renamed, step calls show up as
-`unattributed` and run.py says so), the session's `tagged_arns` (to know which labels wait
+`unattributed` and run.py says so), `Ctx.map` (each read of a discovery is labelled
+`discover:<kind>#<i>`: they run side by side), the session's `tagged_arns` (to know which labels wait
 for the one shared Resource Groups Tagging API scan) and the `observe` / `execute` entry
 points. The overhead is a few microseconds per call.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import os
@@ -21,14 +23,16 @@ import sys
 import threading
 import time
 
-_label = threading.local()
+# A context variable, not a thread-local: Ctx.map runs discovery's reads on other threads in a
+# copy of the caller's context, and their calls belong to the kind that asked for them.
+_label: contextvars.ContextVar[str | None] = contextvars.ContextVar("label", default=None)
 _calls: list[dict] = []
 _phases: list[dict] = []
 _tag_scan_users: set[str] = set()
 
 
 def _current() -> str:
-    label = getattr(_label, "value", None)
+    label = _label.get()
     if label:
         return label
     return "main" if threading.current_thread() is threading.main_thread() else "unattributed"
@@ -38,13 +42,33 @@ def _labelled(fn, label_of):
     """fn, with the calls made inside it labelled label_of(*args) (the outermost label wins)."""
     @functools.wraps(fn)
     def inner(*args, **kwargs):
-        if getattr(_label, "value", None):
+        if _label.get():
             return fn(*args, **kwargs)
-        _label.value = label_of(*args)
+        token = _label.set(label_of(*args))
         try:
             return fn(*args, **kwargs)
         finally:
-            _label.value = None
+            _label.reset(token)
+    return inner
+
+
+def _items_labelled(ctx_map):
+    """Ctx.map, with each read of a discovery labelled `discover:<kind>#<i>`: the reads run side
+    by side, so each one is its own chain of calls."""
+    @functools.wraps(ctx_map)
+    def inner(ctx, read, items):
+        label = _label.get()
+        if not label or not label.startswith("discover:"):
+            return ctx_map(ctx, read, items)
+
+        def labelled(pair):
+            token = _label.set(f"{label}#{pair[0]}")
+            try:
+                return read(pair[1])
+            finally:
+                _label.reset(token)
+
+        return ctx_map(ctx, labelled, list(enumerate(items)))
     return inner
 
 
@@ -73,6 +97,7 @@ def install() -> None:
     from envctl.aws.session import AwsSession
     from envctl.engine import executor, observe
     from envctl.provisioners import REGISTRY
+    from envctl.provisioners.base import Ctx
 
     make_api_call = BaseClient._make_api_call
 
@@ -92,6 +117,7 @@ def install() -> None:
     BaseClient._make_api_call = traced_call
     for cls in REGISTRY:
         cls.discover = _labelled(_listed(cls.discover), lambda p, *_: f"discover:{p.kind}")
+    Ctx.map = _items_labelled(Ctx.map)
     if hasattr(getattr(executor, "_Run", None), "_run"):
         executor._Run._run = _labelled(executor._Run._run, lambda _, step, *__: f"{step.change.address}|{step.phase}")
     tagged_arns = AwsSession.tagged_arns

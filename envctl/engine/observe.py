@@ -1,12 +1,14 @@
 """Observe: what AWS holds for one environment, read by tags. Read-only.
 
 Every kind's `discover(ctx)` runs on a small thread pool; together they give one Observed
-per address. Two live resources claiming the same address are a problem to report (a
+per address. A kind that must read its resources one by one (no batch describe) reads them
+side by side on a second pool (`Ctx.map`). Two live resources claiming the same address are a problem to report (a
 duplicate from a crashed run, a copy made by hand), never something to pick from silently:
 they are listed in `duplicates` and left out of `resources`, and the caller must stop.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +20,9 @@ from envctl.plan.planner import provisioner_lookup
 from envctl.provisioners.base import Ctx, Observed, Provisioner
 
 DISCOVER_WINDOW_S = 30.0
+# The reads pool (Ctx.map) has this many threads per discovering thread: reads of one resource
+# each wait on AWS, not on the CPU, and the session's token buckets keep them within AWS's limits.
+READS_PER_KIND_THREAD = 2
 
 
 @dataclass(frozen=True)
@@ -58,16 +63,21 @@ def observe(ctx: Ctx, kinds: Iterable[str] | None = None, parallelism: int = 8, 
 
     retry_options = {} if sleep is None else {"sleep": sleep}
 
-    def discover(kind: str) -> list[Observed] | None:
-        p = get(kind)
-        try:
-            return retry.retry(lambda: list(p.discover(ctx)), deadline_s=DISCOVER_WINDOW_S, **retry_options)
-        except NotImplementedError:
-            return None                 # a kind not implemented yet: nothing of it can exist
-        except Exception as e:
-            raise ObserveError(kind, e) from e
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="observe") as pool, \
+            ThreadPoolExecutor(max_workers=max(1, READS_PER_KIND_THREAD * parallelism),
+                               thread_name_prefix="read") as reads:
+        reading = dataclasses.replace(ctx, read_pool=reads)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="observe") as pool:
+        def discover(kind: str) -> list[Observed] | None:
+            p = get(kind)
+            try:
+                return retry.retry(lambda: list(p.discover(reading)), deadline_s=DISCOVER_WINDOW_S,
+                                   **retry_options)
+            except NotImplementedError:
+                return None                 # a kind not implemented yet: nothing of it can exist
+            except Exception as e:
+                raise ObserveError(kind, e) from e
+
         found = list(zip(kinds, pool.map(discover, kinds)))
 
     claims: dict[Address, list[Observed]] = {}

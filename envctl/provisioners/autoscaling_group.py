@@ -93,20 +93,35 @@ class AutoscalingGroup(Provisioner[AutoscalingGroupProps]):
             autoscaling.delete_tags(Tags=_group_tags(observed.id, to_remove))
 
     def delete(self, ctx, observed: Observed[AutoscalingGroupProps]) -> None:
+        # `observed` was read just before (the executor's re-read): no describe first. A call that
+        # fails is looked into: a group gone or being deleted (a retry after a lost reply) is done.
         autoscaling = ctx.client("autoscaling")
-        group = _find_by_name(autoscaling, observed.id)
-        if group is None or _deleting(group):
-            return
-        autoscaling.update_auto_scaling_group(AutoScalingGroupName=observed.id, MinSize=0, DesiredCapacity=0)
-        autoscaling.delete_auto_scaling_group(AutoScalingGroupName=observed.id, ForceDelete=True)
+        try:
+            if observed.props.min_size or observed.props.desired_capacity:
+                autoscaling.update_auto_scaling_group(AutoScalingGroupName=observed.id, MinSize=0,
+                                                      DesiredCapacity=0)
+            autoscaling.delete_auto_scaling_group(AutoScalingGroupName=observed.id, ForceDelete=True)
+        except Exception:
+            group = _find_by_name(autoscaling, observed.id)
+            if group is None or _deleting(group):
+                return
+            raise
 
     def wait(self, ctx, id: str, until: Literal["ready", "gone"]) -> Observed[AutoscalingGroupProps] | None:
         autoscaling = ctx.client("autoscaling")
         if until == "ready":
-            wait_until(lambda: _capacity(autoscaling, id), pending={"launching", GONE}, target={"ready"},
-                       timeout=self.timeouts.create, interval=self.poll_interval,
-                       describe=f"auto scaling group {id}")
-            return self.read(ctx, id)
+            # The describe that sees it ready is also the read's (not made twice).
+            last: dict = {}
+
+            def fetch() -> tuple[str, str | None] | None:
+                group = _find_by_name(autoscaling, id)
+                if group is not None:
+                    last["group"] = group
+                return None if group is None else _capacity_of(group)
+
+            wait_until(fetch, pending={"launching", GONE}, target={"ready"}, timeout=self.timeouts.create,
+                       interval=self.poll_interval, describe=f"auto scaling group {id}")
+            return None if _deleting(last["group"]) else _observe(last["group"])
         ec2 = ctx.client("ec2")
         wait_until(lambda: _teardown(autoscaling, ec2, id), pending={"deleting", "terminating instances"},
                    target={GONE}, timeout=self.timeouts.delete, interval=self.poll_interval,
@@ -171,11 +186,8 @@ def _group_tags(name: str, tags: Mapping[str, str]) -> list[dict]:
              "PropagateAtLaunch": True} for k, v in sorted(tags.items())]
 
 
-def _capacity(autoscaling, name: str) -> tuple[str, str | None] | None:
+def _capacity_of(group: dict) -> tuple[str, str | None]:
     """Ready once min_size instances are in service."""
-    group = _find_by_name(autoscaling, name)
-    if group is None:
-        return None
     in_service = sum(1 for i in group.get("Instances", []) if i.get("LifecycleState") == "InService")
     if in_service >= group["MinSize"]:
         return "ready", None

@@ -7,9 +7,11 @@ decided. It never prints and never decides: the planner and executor do.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
@@ -29,6 +31,8 @@ class Props(BaseModel):
 
 Value = str | Ref | Template | Unknown   # a string known now, or provided by other resources
 P = TypeVar("P", bound=Props)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,31 @@ class Ctx:
     final_snapshot: str | None = None
     # envctl's lifecycle tags for this run (envctl:expires from a ttl, envctl:protected): the
     # executor puts them on every resource it creates or updates; create renews the others.
+    # `lifecycle_removed`: those the spec no longer calls for (its ttl or protection removed),
+    # taken off the same way.
     lifecycle_tags: Mapping[str, str] = field(default_factory=dict)
+    lifecycle_removed: frozenset[str] = frozenset()
     # One per run (per Ctx): mixed into client tokens, so that they hold within a run only.
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Where `map` runs reads side by side: observe's pool while it discovers; None, one by one.
+    read_pool: Executor | None = None
 
     def client(self, service: str) -> Any:
         return self.aws.client(service)
+
+    def map(self, read: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """[read(item) for item in items], side by side on `read_pool` when there is one.
+
+        For discovery's reads of one resource each (services with no batch describe). In order;
+        the first error is raised once every read has ended. Each read runs in a copy of the
+        caller's context (contextvars), as if the caller had made it.
+        """
+        items = list(items)
+        if self.read_pool is None or len(items) < 2:
+            return [read(item) for item in items]
+        futures = [self.read_pool.submit(contextvars.copy_context().run, read, item) for item in items]
+        wait(futures)
+        return [f.result() for f in futures]
 
     @property
     def region(self) -> str:

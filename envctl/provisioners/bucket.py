@@ -3,10 +3,16 @@ and event notifications (all sub-resources of the bucket).
 
 The id is the bucket's name. Secure by default: public access blocked, SSE-S3 encryption
 with a bucket key, and a policy that denies every request not made over TLS.
+
+Discovery takes the buckets and their tags from the environment's tag scan and keeps those
+of this region, which one ListBuckets(BucketRegion=…) names (a page per 10,000 buckets). S3
+keeps each configuration behind its own call and has no batch read: six calls per bucket
+(public access block, encryption, policy, versioning, lifecycle, notifications).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from envctl.aws import errors
@@ -68,14 +74,36 @@ class Bucket(Provisioner[BucketProps]):
     uses = frozenset({"function", "queue"})
 
     def discover(self, ctx: Ctx) -> Iterable[Observed[BucketProps]]:
+        tagged = []
         for arn, tags in ctx.aws.tagged_arns("s3"):
             address = address_of(tags)
-            if not ctx.is_ours(tags) or address is None or address.kind != self.kind:
-                continue
-            # The Tagging API lists buckets of every region on moto: read() keeps this region's.
-            observed = self._read(ctx, arn.rsplit(":", 1)[-1], tags)
-            if observed is not None:
-                yield observed
+            if ctx.is_ours(tags) and address is not None and address.kind == self.kind:
+                tagged.append((arn.rsplit(":", 1)[-1], tags, address))
+        if not tagged:
+            return
+        # The Tagging API lists buckets of every region on moto: keep this region's, named by one
+        # listing rather than a GetBucketLocation per bucket.
+        s3 = ctx.client("s3")
+        here = {b["Name"] for page in s3.get_paginator("list_buckets").paginate(BucketRegion=ctx.region)
+                for b in page.get("Buckets", [])}
+
+        ours = [item for item in tagged if item[0] in here]
+
+        def read(setting: Callable[[], Any]) -> Any:
+            try:
+                return setting()
+            except Exception as e:
+                if errors.is_not_found(e):              # the bucket was deleted since it was listed
+                    return _GONE
+                raise
+
+        # Every setting of every bucket side by side: a bucket costs one call's time, not six.
+        answers = iter(ctx.map(read, [setting for name, _, _ in ours for setting in _settings(s3, name)]))
+        for name, tags, address in ours:
+            settings = [next(answers) for _ in range(SETTINGS)]
+            if _GONE not in settings:
+                yield Observed(address=address, id=name, props=_props(name, *settings), tags=dict(tags),
+                               outputs=bucket_outputs(name, ctx.region))
 
     def read(self, ctx: Ctx, id: str) -> Observed[BucketProps] | None:
         return self._read(ctx, id)
@@ -92,11 +120,13 @@ class Bucket(Provisioner[BucketProps]):
     def create(self, ctx: Ctx, node: Node) -> str:
         s3 = ctx.client("s3")
         name = node.props.name
-        # Look first: in us-east-1 creating a bucket we already own succeeds silently, and the
-        # tagging below would then claim a bucket that is not envctl's.
-        existing = self.find(ctx, node)
-        if existing is not None:
-            return self._adopt(ctx, node, existing)
+        # In us-east-1, look first: creating a bucket we already own succeeds silently there, and
+        # the tagging below would then claim a bucket that is not envctl's. Every other region
+        # refuses a taken name (BucketAlreadyOwnedByYou, BucketAlreadyExists): look only then.
+        if ctx.region == "us-east-1":
+            existing = self.find(ctx, node)
+            if existing is not None:
+                return self._adopt(ctx, node, existing)
         # Tagged on create (CreateBucketConfiguration.Tags), so that a bucket whose create lost its
         # reply, or whose run was killed right after, is found by name as ours and adopted.
         configuration: dict[str, Any] = {"Tags": tag_list(node.tags)}
@@ -107,7 +137,7 @@ class Bucket(Provisioner[BucketProps]):
         except Exception as e:
             if not errors.is_already_exists(e):
                 raise
-            existing = self.find(ctx, node)           # made in between by a parallel run, or not ours
+            existing = self.find(ctx, node)           # ours from before, or not ours
             if existing is None:
                 raise NotOurs(node.address, f"S3 bucket {name}") from None
             return self._adopt(ctx, node, existing)
@@ -129,9 +159,23 @@ class Bucket(Provisioner[BucketProps]):
         ctx.client("s3").put_bucket_tagging(Bucket=observed.id,
                                             Tagging={"TagSet": tag_list({**tagging.user_tags(tags), **own})})
 
+    def wait(self, ctx: Ctx, id: str, until: str) -> Observed[BucketProps] | None:
+        if until == "gone":
+            return None                 # delete_bucket is done when it returns
+        # Right after a create or an update in this region: no GetBucketLocation.
+        return self._read(ctx, id, region_known=True)
+
     def delete(self, ctx: Ctx, observed: Observed[BucketProps]) -> None:
         s3 = ctx.client("s3")
         name = observed.id
+        # An empty bucket is deleted at once, whatever its policy and notifications. One that is
+        # not is refused (BucketNotEmpty): then it is emptied first, as follows.
+        try:
+            s3.delete_bucket(Bucket=name)
+            return
+        except Exception as e:
+            if errors.is_not_found(e):
+                return
         # The policy goes first: one with a Condition (ours denies non-TLS) makes moto refuse every
         # object delete, and any Deny could stop the emptying on AWS. Notifications go next, so
         # emptying sends no ObjectRemoved events to functions and queues.
@@ -153,19 +197,28 @@ class Bucket(Provisioner[BucketProps]):
 
     # ------------------------------------------------------------------ helpers
 
-    def _read(self, ctx: Ctx, name: str, tags: Mapping[str, str] | None = None) -> Observed[BucketProps] | None:
+    def _read(self, ctx: Ctx, name: str, region_known: bool = False) -> Observed[BucketProps] | None:
+        """The bucket `name` if it is in ctx's region (GetBucketLocation; not asked when
+        `region_known`); None when there is none."""
         s3 = ctx.client("s3")
+        if not region_known:
+            try:
+                region = s3.get_bucket_location(Bucket=name).get("LocationConstraint") or "us-east-1"
+            except Exception as e:
+                if errors.is_not_found(e):
+                    return None
+                raise
+            if region != ctx.region:
+                return None
         try:
-            region = s3.get_bucket_location(Bucket=name).get("LocationConstraint") or "us-east-1"
+            tags = tag_dict(_get(s3.get_bucket_tagging, name, "TagSet", []))
+            props = _read_props(s3, name)
         except Exception as e:
+            # No bucket (any more): GetBucketNotificationConfiguration, which has no "not
+            # configured" error, says so.
             if errors.is_not_found(e):
                 return None
             raise
-        if region != ctx.region:
-            return None
-        if tags is None:
-            tags = tag_dict(_get(s3.get_bucket_tagging, name, "TagSet", []))
-        props = _read_props(s3, name)
         return Observed(address=address_of(tags) or Address(self.kind, name), id=name, props=props, tags=dict(tags),
                         outputs=bucket_outputs(name, ctx.region))
 
@@ -211,14 +264,30 @@ def _get(call, name: str, key: str, default: Any) -> Any:
         raise
 
 
+def _settings(s3: Any, name: str) -> tuple[Callable[[], Any], ...]:
+    """The reads of a bucket's settings, one call each (S3 has no read of them all): in the
+    order _props takes their answers. Independent of one another, so discover runs them
+    side by side."""
+    return (partial(_get, s3.get_public_access_block, name, "PublicAccessBlockConfiguration", {}),
+            partial(_get, s3.get_bucket_encryption, name, "ServerSideEncryptionConfiguration", {}),
+            partial(_get, s3.get_bucket_policy, name, "Policy", None),
+            partial(_get, s3.get_bucket_versioning, name, "Status", None),
+            partial(_get, s3.get_bucket_lifecycle_configuration, name, "Rules", []),
+            partial(s3.get_bucket_notification_configuration, Bucket=name))
+
+
+SETTINGS = 6          # len(_settings(…))
+_GONE = object()
+
+
 def _read_props(s3: Any, name: str) -> BucketProps:
-    block = _get(s3.get_public_access_block, name, "PublicAccessBlockConfiguration", {})
-    rules = _get(s3.get_bucket_encryption, name, "ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    return _props(name, *(read() for read in _settings(s3, name)))
+
+
+def _props(name: str, block: dict, encryption: dict, policy: str | None, versioning: str | None,
+           lifecycle: list, notifications: dict) -> BucketProps:
+    rules = encryption.get("Rules", [])
     default_sse = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
-    policy = _get(s3.get_bucket_policy, name, "Policy", None)
-    versioning = _get(s3.get_bucket_versioning, name, "Status", None)
-    lifecycle = _get(s3.get_bucket_lifecycle_configuration, name, "Rules", [])
-    notifications = s3.get_bucket_notification_configuration(Bucket=name)
     return BucketProps(
         name=name,
         **{field: bool(block.get(key, False)) for field, key in PUBLIC_ACCESS_FLAGS.items()},

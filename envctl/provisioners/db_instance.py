@@ -180,10 +180,19 @@ class DbInstance(Provisioner[DbInstanceProps]):
     def wait(self, ctx, id: str, until: Literal["ready", "gone"]) -> Observed[DbInstanceProps] | None:
         rds = ctx.client("rds")
         if until == "ready":
-            # Right after create the id may not be visible yet: gone is pending then.
-            wait_until(lambda: _status(rds, id), pending=BUSY | {"applying", GONE}, target=READY,
+            # Right after create the id may not be visible yet: gone is pending then. The describe
+            # that sees it ready is also the read's (not made twice).
+            last: dict = {}
+
+            def fetch() -> tuple[str, str | None] | None:
+                db = _find_by_id(rds, id)
+                if db is not None:
+                    last["db"] = db
+                return None if db is None else _status_of(db)
+
+            wait_until(fetch, pending=BUSY | {"applying", GONE}, target=READY,
                        timeout=self.timeouts.update, interval=self.poll_interval, describe=f"RDS DB instance {id}")
-            return self.read(ctx, id)
+            return _observe(ctx, last["db"])
         wait_until(lambda: _status(rds, id), pending=BUSY | READY | {"applying", "deleting"}, target={GONE},
                    timeout=self.timeouts.delete, interval=self.poll_interval, describe=f"RDS DB instance {id}")
         return None
@@ -208,8 +217,11 @@ def _find_by_id(rds, identifier: str) -> dict | None:
 
 def _status(rds, identifier: str) -> tuple[str, str | None] | None:
     db = _find_by_id(rds, identifier)
-    if db is None:
-        return None
+    return None if db is None else _status_of(db)
+
+
+def _status_of(db: dict) -> tuple[str, str | None]:
+    """(status, AWS's reason) of a DescribeDBInstances answer; pending modifications are "applying"."""
     status = db["DBInstanceStatus"]
     pending = sorted(set(db.get("PendingModifiedValues") or {}) & APPLYING)
     if status in READY and pending:

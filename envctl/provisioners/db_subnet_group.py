@@ -31,13 +31,11 @@ class DbSubnetGroup(Provisioner[DbSubnetGroupProps]):
         rds = ctx.client("rds")
         # RDS keeps subnet group names in lower case; ours all start with the environment's prefix.
         prefix = physical_name(ctx.project, ctx.environment, "").lower()
-        for page in rds.get_paginator("describe_db_subnet_groups").paginate():
-            for group in page["DBSubnetGroups"]:
-                if not group["DBSubnetGroupName"].startswith(prefix):
-                    continue
-                obs = _observe(group, _tags(rds, group["DBSubnetGroupArn"]))
-                if obs is not None and ctx.is_ours(obs.tags) and obs.address.kind == self.kind:
-                    yield obs
+        groups = [group for page in rds.get_paginator("describe_db_subnet_groups").paginate()
+                  for group in page["DBSubnetGroups"] if group["DBSubnetGroupName"].startswith(prefix)]
+        for obs in ctx.map(lambda group: _observe(group, _tags(rds, group["DBSubnetGroupArn"])), groups):
+            if obs is not None and ctx.is_ours(obs.tags) and obs.address.kind == self.kind:
+                yield obs
 
     def read(self, ctx, id: str) -> Observed[DbSubnetGroupProps] | None:
         rds = ctx.client("rds")

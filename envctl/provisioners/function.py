@@ -56,18 +56,21 @@ class Function(Provisioner[FunctionProps]):
     uses = frozenset({"log_group"})
 
     def discover(self, ctx: Ctx) -> Iterable[Observed[FunctionProps]]:
+        names = []
         for arn, tags in ctx.aws.tagged_arns("lambda"):
             address = address_of(tags)
-            if ":function:" not in arn or not ctx.is_ours(tags) or address is None or address.kind != self.kind:
-                continue
-            observed = self.read(ctx, arn.split(":function:", 1)[1].split(":")[0])
-            if observed is not None:
-                yield observed
+            if ":function:" in arn and ctx.is_ours(tags) and address is not None and address.kind == self.kind:
+                names.append(arn.split(":function:", 1)[1].split(":")[0])
+        yield from filter(None, ctx.map(lambda name: self.read(ctx, name), names))
 
     def read(self, ctx: Ctx, id: str) -> Observed[FunctionProps] | None:
-        lam = ctx.client("lambda")
+        return self._read(ctx.client("lambda"), id)
+
+    def _read(self, lam: Any, id: str, found: dict | None = None) -> Observed[FunctionProps] | None:
+        """The function `id`, from its GetFunction answer (`found`, made here when not given) and policy."""
         try:
-            found = lam.get_function(FunctionName=id)
+            if found is None:
+                found = lam.get_function(FunctionName=id)
             statements = _statements(lam, id)
         except Exception as e:
             if errors.is_not_found(e):
@@ -92,9 +95,9 @@ class Function(Provisioner[FunctionProps]):
     def create(self, ctx: Ctx, node: Node) -> str:
         lam = ctx.client("lambda")
         name = node.physical_name
-        # Lambda has no client token, and a taken name is an error only after the upload:
-        # look first. (A new role not yet assumable fails here with InvalidParameterValueException,
-        # which the engine retries; we do not loop.)
+        # Lambda has no client token, and a taken name is an error only after the upload (moto
+        # even replaces the function): look first. (A new role not yet assumable fails here with
+        # InvalidParameterValueException, which the engine retries; we do not loop.)
         existing = self.read(ctx, name)
         if existing is not None:
             return self._adopt(ctx, node, existing)
@@ -142,10 +145,10 @@ class Function(Provisioner[FunctionProps]):
     def wait(self, ctx: Ctx, id: str, until: str) -> Observed[FunctionProps] | None:
         if until == "gone":
             return None                            # delete_function is synchronous
+        # Polled with GetFunction, the read's own call: the answer that says Active is read on.
         lam = ctx.client("lambda")
-        if self._wait_ready(lam, id, self.timeouts.create) is None:
-            return None
-        return self.read(ctx, id)
+        found = self._wait_ready(lam, id, self.timeouts.create, describe=lam.get_function)
+        return None if found is None else self._read(lam, id, found)
 
     def outputs(self, observed: Observed[FunctionProps]) -> Mapping[str, str]:
         return observed.outputs
@@ -161,23 +164,27 @@ class Function(Provisioner[FunctionProps]):
             self.update(ctx, existing, node, changes)
         return existing.id
 
-    def _wait_ready(self, lam: Any, name: str, timeout: float) -> dict | None:
-        """Until State is Active and LastUpdateStatus Successful; None if the function is gone."""
+    def _wait_ready(self, lam: Any, name: str, timeout: float, describe: Any = None) -> dict | None:
+        """Until State is Active and LastUpdateStatus Successful; None if the function is gone.
+
+        Polls `describe` (GetFunctionConfiguration unless told; GetFunction answers the
+        configuration under "Configuration") and returns its last answer."""
+        describe = describe or lam.get_function_configuration
         last: dict = {}
 
         def fetch() -> tuple[str, str | None] | None:
             try:
-                config = lam.get_function_configuration(FunctionName=name)
+                answer = describe(FunctionName=name)
             except Exception as e:
                 if errors.is_not_found(e):
                     return None
                 raise
-            last["config"] = config
-            return _status(config)
+            last["answer"] = answer
+            return _status(answer.get("Configuration", answer))
 
         got = wait_until(fetch, pending={"Pending", "Updating"}, target={"Active", GONE}, timeout=timeout,
                          describe=f"Lambda function {name}")
-        return None if got is None else last["config"]
+        return None if got is None else last["answer"]
 
     def _reconcile_permissions(self, lam: Any, arn: str, desired: tuple[tuple[str, str], ...]) -> None:
         """Read the resource policy now; remove statements not wanted, add those missing."""

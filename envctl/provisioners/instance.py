@@ -73,12 +73,15 @@ class Instance(Provisioner[InstanceProps]):
     def create(self, ctx, node: Node) -> str:
         p: InstanceProps = node.props
         ec2 = ctx.client("ec2")
-        existing = self.find(ctx, node)
-        if existing is not None:
-            return existing.id
-        # EC2 names are only tags, but two live instances of one name would be a trap: refuse.
-        clash = [i for i in _instances(ec2, [{"Name": f"tag:{_ec2.NAME}", "Values": [node.physical_name]}])
-                 if not ctx.is_ours(tag_dict(i.get("Tags")))]
+        # One look-up for both: ours from before (tagged with this address, adopted) and a live
+        # instance of the same Name that is not ours (EC2 names are only tags, but two live
+        # instances of one name would be a trap: refused). A tag-value filter matches either.
+        candidates = _instances(ec2, [{"Name": "tag-value", "Values": [str(node.address), node.physical_name]}])
+        ours = next((i for i in candidates if _ec2.is_node(ctx, node, i.get("Tags"))), None)
+        if ours is not None:
+            return ours["InstanceId"]
+        clash = [i for i in candidates if tag_dict(i.get("Tags")).get(_ec2.NAME) == node.physical_name
+                 and not ctx.is_ours(tag_dict(i.get("Tags")))]
         if clash:
             raise NotOurs(node.address, f"EC2 instance {node.physical_name} ({clash[0]['InstanceId']})")
         ami = resolve_image(ctx, p.image)
@@ -142,9 +145,18 @@ class Instance(Provisioner[InstanceProps]):
         ec2 = ctx.client("ec2")
         if until == "ready":
             # Just launched, the id may not be visible yet (eventual consistency): gone is pending.
-            wait_until(lambda: _state(ec2, id), pending={"pending", GONE}, target={"running"},
+            # The describe that sees it running is also the read's (not made twice).
+            last: dict = {}
+
+            def fetch() -> tuple[str, str | None] | None:
+                inst = _find_by_id(ec2, id)
+                if inst is not None:
+                    last["instance"] = inst
+                return None if inst is None else _state_of(inst)
+
+            wait_until(fetch, pending={"pending", GONE}, target={"running"},
                        timeout=self.timeouts.create, interval=self.poll_interval, describe=f"EC2 instance {id}")
-            return self.read(ctx, id)
+            return _observe(ec2, last["instance"], _root_volumes(ec2, [last["instance"]]))
         # read() treats shutting-down as gone, but the subnet and groups are free only once terminated.
         wait_until(lambda: _state(ec2, id), pending={"shutting-down", "stopping", "stopped", "running", "pending"},
                    target={"terminated", GONE}, timeout=self.timeouts.delete, interval=self.poll_interval,
@@ -170,8 +182,10 @@ def _find_by_id(ec2, instance_id: str) -> dict | None:
 
 def _state(ec2, instance_id: str) -> tuple[str, str | None] | None:
     inst = _find_by_id(ec2, instance_id)
-    if inst is None:
-        return None
+    return None if inst is None else _state_of(inst)
+
+
+def _state_of(inst: dict) -> tuple[str, str | None]:
     return inst["State"]["Name"], (inst.get("StateReason") or {}).get("Message")
 
 

@@ -3,6 +3,10 @@
 It shares the role's name and path. Tags are read from get_instance_profile: moto answers
 list_instance_profile_tags with HTTP 500 (MOTO-NOTES §9), and get_instance_profile has them
 on AWS too.
+
+Discovery lists the profiles under the environment's path and reads each one: IAM documents
+no listing that carries an instance profile's tags (ListInstanceProfiles says it leaves them
+out; GetAccountAuthorizationDetails does not say), and the tags say whose a profile is.
 """
 from __future__ import annotations
 
@@ -30,12 +34,13 @@ class InstanceProfile(Provisioner[InstanceProfileProps]):
 
         iam = ctx.client("iam")
         paginator = iam.get_paginator("list_instance_profiles")
-        for page in paginator.paginate(PathPrefix=role_path(ctx.project, ctx.environment)):
-            for profile in page["InstanceProfiles"]:
-                # list_instance_profiles carries no tags on AWS: read each one.
-                obs = self.read(ctx, profile["InstanceProfileName"])
-                if obs is not None and ctx.is_ours(obs.tags) and obs.address.kind == self.kind:
-                    yield obs
+        names = [profile["InstanceProfileName"]
+                 for page in paginator.paginate(PathPrefix=role_path(ctx.project, ctx.environment))
+                 for profile in page["InstanceProfiles"]]
+        # list_instance_profiles carries no tags on AWS: read each one.
+        for obs in ctx.map(lambda name: self.read(ctx, name), names):
+            if obs is not None and ctx.is_ours(obs.tags) and obs.address.kind == self.kind:
+                yield obs
 
     def read(self, ctx, id: str) -> Observed[InstanceProfileProps] | None:
         profile = _get_profile(ctx.client("iam"), id)
@@ -87,18 +92,26 @@ class InstanceProfile(Provisioner[InstanceProfileProps]):
             iam.untag_instance_profile(InstanceProfileName=observed.id, TagKeys=to_remove)
 
     def delete(self, ctx, observed: Observed[InstanceProfileProps]) -> None:
-        # IAM refuses to delete a profile that still holds a role (DeleteConflict).
+        # IAM refuses to delete a profile that still holds a role (DeleteConflict). `observed` was
+        # read just before (the executor's re-read) and names its role; should the delete still be
+        # refused (another role put in since), the profile is read again and emptied.
         iam = ctx.client("iam")
-        profile = _get_profile(iam, observed.id)
-        if profile is None:
-            return
-        for role in profile.get("Roles") or []:
-            _ignore_not_found(iam.remove_role_from_instance_profile, InstanceProfileName=observed.id,
-                              RoleName=role["RoleName"])
-        _ignore_not_found(iam.delete_instance_profile, InstanceProfileName=observed.id)
+        try:
+            _empty_and_delete(iam, observed.id, [observed.props.role_name] if observed.props.role_name else [])
+        except Exception:
+            profile = _get_profile(iam, observed.id)
+            if profile is None:
+                return
+            _empty_and_delete(iam, observed.id, [role["RoleName"] for role in profile.get("Roles") or []])
 
     def outputs(self, observed: Observed[InstanceProfileProps]) -> Mapping[str, str]:
         return observed.outputs
+
+
+def _empty_and_delete(iam, profile: str, roles: list[str]) -> None:
+    for role in roles:
+        _ignore_not_found(iam.remove_role_from_instance_profile, InstanceProfileName=profile, RoleName=role)
+    _ignore_not_found(iam.delete_instance_profile, InstanceProfileName=profile)
 
 
 def _get_profile(iam, name: str) -> dict | None:

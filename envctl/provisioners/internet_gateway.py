@@ -56,15 +56,19 @@ class InternetGateway(Provisioner[InternetGatewayProps]):
         _ec2.set_user_tags(ctx.client("ec2"), observed.id, observed.tags, tags)
 
     def delete(self, ctx: Ctx, observed: Observed[InternetGatewayProps]) -> None:
-        # A gateway is deleted detached; read again, it may have been moved since it was observed.
+        # A gateway is deleted detached. `observed` was read just before (the executor's re-read)
+        # and says where it is attached; should a call fail (it was moved since, or a retry finds
+        # it detached already), the gateway is read again and the delete goes by what it says now.
         ec2 = ctx.client("ec2")
-        gateway = _find_by_id(ec2, observed.id)
-        if gateway is None:
-            return
-        attached_to = _attached_vpc(gateway)
-        if attached_to:
-            _ec2.ignore_not_found(ec2.detach_internet_gateway, InternetGatewayId=observed.id, VpcId=attached_to)
-        _ec2.ignore_not_found(ec2.delete_internet_gateway, InternetGatewayId=observed.id)
+        try:
+            _detach_and_delete(ec2, observed.id, observed.props.vpc_id)
+        except Exception:
+            gateway = _find_by_id(ec2, observed.id)
+            if gateway is None:
+                return
+            if _attached_vpc(gateway) == observed.props.vpc_id and observed.props.vpc_id:
+                raise           # attached as observed: the failure is real (retried if it clears with time)
+            _detach_and_delete(ec2, observed.id, _attached_vpc(gateway))
 
     def wait(self, ctx: Ctx, id: str, until: Literal["ready", "gone"]) -> Observed[InternetGatewayProps] | None:
         # Deletes are done when the call returns; a new resource may take a moment to be listed.
@@ -91,6 +95,12 @@ def _attached_vpc(gateway: dict) -> str:
     # AWS reports an attached gateway's state as "available" ("attached" in some older answers).
     return next((a["VpcId"] for a in gateway.get("Attachments", [])
                  if a.get("State") not in ("detaching", "detached")), "")
+
+
+def _detach_and_delete(ec2, gateway_id: str, attached_to: str) -> None:
+    if attached_to:
+        _ec2.ignore_not_found(ec2.detach_internet_gateway, InternetGatewayId=gateway_id, VpcId=attached_to)
+    _ec2.ignore_not_found(ec2.delete_internet_gateway, InternetGatewayId=gateway_id)
 
 
 def _attach(ec2, gateway_id: str, attached_to: str, vpc_id: str) -> None:

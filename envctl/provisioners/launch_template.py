@@ -53,17 +53,21 @@ class LaunchTemplate(Provisioner[LaunchTemplateProps]):
         templates = list(_ec2.describe(ec2, "describe_launch_templates", "LaunchTemplates",
                                        Filters=ctx.scope_filters()))
         tags = _tags(ec2, [t["LaunchTemplateId"] for t in templates])
-        for template in templates:
-            template = {**template, "Tags": tags.get(template["LaunchTemplateId"], [])}
-            if _ec2.in_scope(ctx, self.kind, template["Tags"]):
-                obs = _observe(ec2, template)
-                if obs is not None:
-                    yield obs
+        ours = [template for template in ({**t, "Tags": tags.get(t["LaunchTemplateId"], [])} for t in templates)
+                if _ec2.in_scope(ctx, self.kind, template["Tags"])]
+        yield from filter(None, ctx.map(lambda template: _observe(ec2, template), ours))
 
     def read(self, ctx, id: str) -> Observed[LaunchTemplateProps] | None:
+        # Two calls: the latest version (its number and launch data, and the template's name)
+        # and the tags. DescribeLaunchTemplates would add nothing but stale tags (see _tags).
         ec2 = ctx.client("ec2")
-        template = _by_id(ec2, id)
-        return _observe(ec2, template) if template is not None else None
+        version = _ec2.describe_one(ec2, "describe_launch_template_versions", "LaunchTemplateVersions",
+                                    LaunchTemplateId=id, Versions=["$Latest"])
+        if version is None:
+            return None
+        template = {"LaunchTemplateId": id, "LaunchTemplateName": version["LaunchTemplateName"],
+                    "LatestVersionNumber": version["VersionNumber"], "Tags": _tags(ec2, [id]).get(id, [])}
+        return _observe(ec2, template, version)
 
     def find(self, ctx, node: Node) -> Observed[LaunchTemplateProps] | None:
         ec2 = ctx.client("ec2")
@@ -72,18 +76,27 @@ class LaunchTemplate(Provisioner[LaunchTemplateProps]):
 
     def create(self, ctx, node: Node) -> str:
         p: LaunchTemplateProps = node.props
+        from envctl.aws import errors
+
         ec2 = ctx.client("ec2")
         name = node.physical_name
-        existing = _by_name(ec2, name)
-        if existing is not None:
+        tags = tag_list({**node.tags, IMAGE_TAG: p.image})
+        # Create first: a taken name is refused (InvalidLaunchTemplateName.AlreadyExistsException),
+        # never overwritten, so the look-up is made only then: ours from before is adopted.
+        try:
+            template = ec2.create_launch_template(
+                LaunchTemplateName=name, ClientToken=ctx.client_token(node.address, _salt(p)),
+                LaunchTemplateData=_launch_data(ctx, ec2, p, node),
+                TagSpecifications=[{"ResourceType": "launch-template", "Tags": tags}])["LaunchTemplate"]
+        except Exception as e:
+            if not errors.is_already_exists(e):
+                raise
+            existing = _by_name(ec2, name)
+            if existing is None:
+                raise
             if ctx.is_ours(tag_dict(existing.get("Tags"))):
                 return existing["LaunchTemplateId"]
-            raise NotOurs(node.address, f"launch template {name}")
-        tags = tag_list({**node.tags, IMAGE_TAG: p.image})
-        template = ec2.create_launch_template(
-            LaunchTemplateName=name, ClientToken=ctx.client_token(node.address, _salt(p)),
-            LaunchTemplateData=_launch_data(ctx, ec2, p, node),
-            TagSpecifications=[{"ResourceType": "launch-template", "Tags": tags}])["LaunchTemplate"]
+            raise NotOurs(node.address, f"launch template {name}") from None
         return template["LaunchTemplateId"]
 
     def update(self, ctx, observed: Observed[LaunchTemplateProps], node: Node, changes: list[AttrChange]) -> None:
@@ -117,11 +130,6 @@ def _by_name(ec2, name: str) -> dict | None:
                                              LaunchTemplateNames=[name]))
 
 
-def _by_id(ec2, template_id: str) -> dict | None:
-    return _with_tags(ec2, _ec2.describe_one(ec2, "describe_launch_templates", "LaunchTemplates",
-                                             LaunchTemplateIds=[template_id]))
-
-
 def _with_tags(ec2, template: dict | None) -> dict | None:
     if template is None:
         return None
@@ -138,11 +146,13 @@ def _tags(ec2, template_ids: list[str]) -> dict[str, list[dict]]:
     return out
 
 
-def _observe(ec2, template: dict) -> Observed[LaunchTemplateProps] | None:
+def _observe(ec2, template: dict, version: dict | None = None) -> Observed[LaunchTemplateProps] | None:
+    """A template (with its current tags) and its latest version, read here when not given."""
     template_id = template["LaunchTemplateId"]
     latest = str(template["LatestVersionNumber"])
-    version = _ec2.describe_one(ec2, "describe_launch_template_versions", "LaunchTemplateVersions",
-                                LaunchTemplateId=template_id, Versions=[latest])
+    if version is None:
+        version = _ec2.describe_one(ec2, "describe_launch_template_versions", "LaunchTemplateVersions",
+                                    LaunchTemplateId=template_id, Versions=[latest])
     if version is None:
         return None
     data = version.get("LaunchTemplateData", {})

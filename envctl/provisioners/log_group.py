@@ -2,6 +2,10 @@
 
 The id is the group's name. A function's own group (`/aws/lambda/<function>`) is one of
 these too, made before the function so that Lambda never creates it untagged.
+
+Discovery makes no call per group: the groups come from DescribeLogGroups by name prefix,
+their tags from the environment's tag scan, and the metric filters of all of them from one
+DescribeMetricFilters listing of the region's filters, grouped by log group.
 """
 from __future__ import annotations
 
@@ -36,23 +40,26 @@ class LogGroup(Provisioner[LogGroupProps]):
     timeouts = Timeouts(create=60, update=60, delete=60)
 
     def discover(self, ctx: Ctx) -> Iterable[Observed[LogGroupProps]]:
-        # The Tagging API's `logs:log-group` type matches nothing on moto, and every name envctl
-        # gives a group starts with one of two prefixes: list those, keep what is tagged ours.
+        # Tags from the environment's tag scan (it filters by tags only: moto matches nothing for
+        # the type `logs:log-group`); retention from DescribeLogGroups for the two prefixes every
+        # name envctl gives a group starts with.
+        tagged = {_group_name(arn): tags for arn, tags in ctx.aws.tagged_arns("logs") if ":log-group:" in arn}
+        if not tagged:
+            return
         logs = ctx.client("logs")
         stem = physical_name(ctx.project, ctx.environment, "")
+        ours = []
         for prefix in (stem, f"/aws/lambda/{stem}"):
             for group in _describe_groups(logs, prefix):
-                try:
-                    tags = _tags(logs, group)
-                    address = address_of(tags)
-                    if not ctx.is_ours(tags) or address is None or address.kind != self.kind:
-                        continue
-                    observed = self._observed(logs, group, tags, address)
-                except Exception as e:
-                    if errors.is_not_found(e):          # deleted while we listed it
-                        continue
-                    raise
-                yield observed
+                tags = tagged.get(group["logGroupName"], {})
+                address = address_of(tags)
+                if ctx.is_ours(tags) and address is not None and address.kind == self.kind:
+                    ours.append((group, tags, address))
+        if not ours:
+            return
+        filters = _filters_by_group(logs)
+        for group, tags, address in ours:
+            yield self._observed(group, tags, address, filters.get(group["logGroupName"], []))
 
     def read(self, ctx: Ctx, id: str) -> Observed[LogGroupProps] | None:
         logs = ctx.client("logs")
@@ -61,7 +68,7 @@ class LogGroup(Provisioner[LogGroupProps]):
             return None
         try:
             tags = _tags(logs, group)
-            return self._observed(logs, group, tags, address_of(tags))
+            return self._observed(group, tags, address_of(tags), _filters(logs, id))
         except Exception as e:
             if errors.is_not_found(e):
                 return None
@@ -134,12 +141,12 @@ class LogGroup(Provisioner[LogGroupProps]):
 
     # ------------------------------------------------------------------ helpers
 
-    def _observed(self, logs: Any, group: dict, tags: dict[str, str],
-                  address: Address | None) -> Observed[LogGroupProps]:
+    def _observed(self, group: dict, tags: Mapping[str, str], address: Address | None,
+                  filters: Iterable[MetricFilter]) -> Observed[LogGroupProps]:
         name = group["logGroupName"]
         props = LogGroupProps(retention_in_days=group.get("retentionInDays"),
-                              metric_filters=tuple(_filters(logs, name)))
-        return Observed(address=address or Address(self.kind, name), id=name, props=props, tags=tags,
+                              metric_filters=tuple(filters))
+        return Observed(address=address or Address(self.kind, name), id=name, props=props, tags=dict(tags),
                         outputs={"name": name, "arn": _arn(group)})
 
     def _adopt(self, ctx: Ctx, node: Node) -> str:
@@ -180,21 +187,35 @@ def _arn(group: dict) -> str:
     return group.get("logGroupArn") or group["arn"].removesuffix(":*")
 
 
+def _group_name(arn: str) -> str:
+    """arn:aws:logs:<region>:<account>:log-group:<name>, with or without a trailing `:*`."""
+    return arn.split(":log-group:", 1)[1].removesuffix(":*")
+
+
 def _tags(logs: Any, group: dict) -> dict[str, str]:
     return logs.list_tags_for_resource(resourceArn=_arn(group)).get("tags", {})
 
 
 def _filters(logs: Any, name: str) -> list[MetricFilter]:
-    out = []
-    for page in logs.get_paginator("describe_metric_filters").paginate(logGroupName=name):
+    """The metric filters of one group."""
+    return _filters_by_group(logs, name).get(name, [])
+
+
+def _filters_by_group(logs: Any, name: str | None = None) -> dict[str, list[MetricFilter]]:
+    """{group name: its metric filters} of group `name`, or of every group in the region (one
+    paginated listing, 50 filters a page, whatever the number of groups)."""
+    out: dict[str, list[MetricFilter]] = {}
+    kwargs = {"logGroupName": name} if name is not None else {}
+    for page in logs.get_paginator("describe_metric_filters").paginate(**kwargs):
         for f in page.get("metricFilters", []):
-            if f.get("logGroupName", name) != name:
+            group = f.get("logGroupName", name)
+            if group is None or (name is not None and group != name):
                 continue
             t = (f.get("metricTransformations") or [{}])[0]      # AWS allows exactly one
-            out.append(MetricFilter(name=f["filterName"], pattern=f.get("filterPattern", ""),
-                                    metric_name=t.get("metricName", ""), namespace=t.get("metricNamespace", ""),
-                                    value=t.get("metricValue", "")))
-    return sorted(out, key=lambda f: f.name)
+            out.setdefault(group, []).append(MetricFilter(
+                name=f["filterName"], pattern=f.get("filterPattern", ""), metric_name=t.get("metricName", ""),
+                namespace=t.get("metricNamespace", ""), value=t.get("metricValue", "")))
+    return {group: sorted(filters, key=lambda f: f.name) for group, filters in out.items()}
 
 
 def _put_filter(logs: Any, group: str, f: MetricFilter) -> None:

@@ -71,19 +71,35 @@ class NatGateway(Provisioner[NatGatewayProps]):
         _ec2.set_user_tags(ctx.client("ec2"), observed.id, observed.tags, tags)
 
     def delete(self, ctx: Ctx, observed: Observed[NatGatewayProps]) -> None:
-        ec2 = ctx.client("ec2")
-        gateway = _find_by_id(ec2, observed.id)
-        if gateway is None or gateway["State"] in ENDED + ("deleting",):
+        # `observed` was read just before (the executor's re-read): no describe first. A delete
+        # that fails is looked into: a gateway already deleting (a retry after a lost reply) is done.
+        if observed.status == "deleting":
             return
-        _ec2.ignore_not_found(ec2.delete_nat_gateway, NatGatewayId=observed.id)
+        ec2 = ctx.client("ec2")
+        try:
+            _ec2.ignore_not_found(ec2.delete_nat_gateway, NatGatewayId=observed.id)
+        except Exception:
+            gateway = _find_by_id(ec2, observed.id)
+            if gateway is None or gateway["State"] in ENDED + ("deleting",):
+                return
+            raise
 
     def wait(self, ctx: Ctx, id: str, until: Literal["ready", "gone"]) -> Observed[NatGatewayProps] | None:
         ec2 = ctx.client("ec2")
         if until == "ready":
             # Right after create, AWS may not list the gateway yet: not there is still pending.
-            wait_until(lambda: _status(ec2, id), pending={"pending", GONE}, target={"available"},
+            # The describe that sees it available is also the read's (not made twice).
+            last: dict = {}
+
+            def fetch() -> tuple[str, str | None] | None:
+                gateway = _find_by_id(ec2, id)
+                if gateway is not None:
+                    last["gateway"] = gateway
+                return None if gateway is None else _status_of(gateway)
+
+            wait_until(fetch, pending={"pending", GONE}, target={"available"},
                        timeout=self.timeouts.create, interval=POLL_INTERVAL, describe=f"NAT gateway {id}")
-            return self.read(ctx, id)
+            return _observe(last["gateway"])
         # Until `deleted`: a deleting gateway still holds its EIP and a public IP in the VPC.
         wait_until(lambda: _status(ec2, id, ended=ENDED), pending={"deleting", "available", "pending"},
                    target={GONE}, timeout=self.timeouts.delete, interval=POLL_INTERVAL,
@@ -114,5 +130,10 @@ def _status(ec2, gateway_id: str, ended: tuple[str, ...] = ()) -> tuple[str, str
     gateway = _find_by_id(ec2, gateway_id)
     if gateway is None or gateway["State"] in ended:
         return None
+    return _status_of(gateway)
+
+
+def _status_of(gateway: dict) -> tuple[str, str | None]:
+    """(state, AWS's failure reason) of a DescribeNatGateways answer."""
     reason = ": ".join(p for p in (gateway.get("FailureCode"), gateway.get("FailureMessage")) if p)
     return gateway["State"], reason or None

@@ -7,6 +7,11 @@ statically, so the queue depends on none of them. No policy at all when nothing 
 
 moto's set_queue_attributes drops attributes it is not sent (Policy among them), and AWS
 treats a missing attribute as "leave as is": every write sends the full attribute set.
+
+Discovery reads one thing per queue, GetQueueAttributes: the queues come from the
+environment's tag scan (with their tags), their URLs from ListQueues by the environment's
+name prefix (a page per 1,000 queues), and GetQueueUrl only for a queue that listing has not
+shown yet (ListQueues is eventually consistent).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Literal
 from envctl.model.address import Address
 from envctl.model.graph import Node
 from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, canonical_json, tag_changes
+from envctl.spec.names import physical_name
 
 SOURCE_SERVICES = ("events", "sns", "s3")
 UNRECOGNISED = "policy"     # allow_from entry for a policy statement envctl did not write: ("policy", <json>)
@@ -49,14 +55,24 @@ class Queue(Provisioner[QueueProps]):
     uses = frozenset({"queue"})                 # the dead-letter queue
 
     def discover(self, ctx) -> Iterable[Observed[QueueProps]]:
+        tagged = []
         for arn, tags in ctx.aws.tagged_arns("sqs"):
             address = address_of(tags)
-            if address is None or address.kind != self.kind:
-                continue
-            url = _url(ctx, arn.split(":")[5], owner=arn.split(":")[4])
-            obs = self._read(ctx, url, tags) if url else None
-            if obs is not None:
-                yield obs
+            if address is not None and address.kind == self.kind:
+                tagged.append((arn, tags))
+        if not tagged:
+            return
+        # Every URL at once, as SQS spells it: one built from the client's endpoint may differ
+        # (a FIPS or VPC endpoint, an emulator), and `url` is an output other resources keep.
+        listed = _listed_urls(ctx, physical_name(ctx.project, ctx.environment, ""))
+
+        def observed(item) -> Observed[QueueProps] | None:
+            arn, tags = item
+            name, owner = arn.split(":")[5], arn.split(":")[4]
+            url = listed.get(name) or _url(ctx, name, owner=owner)
+            return self._read(ctx, url, tags) if url else None
+
+        yield from filter(None, ctx.map(observed, tagged))
 
     def read(self, ctx, id: str) -> Observed[QueueProps] | None:
         return self._read(ctx, id, tags=None)
@@ -74,16 +90,14 @@ class Queue(Provisioner[QueueProps]):
                 return existing.id
             raise NotOurs(node.address, f"SQS queue {p.name}")
         sqs = ctx.client("sqs")
+        # The access policy goes with the create call: it names the queue's own ARN, which is
+        # known before the queue exists (partition, region, account, name). Should AWS spell it
+        # otherwise, the read-back after create shows the difference and the update rewrites it.
         # Empty values mean "remove" to set_queue_attributes; a new queue has nothing to remove.
-        attributes = {k: v for k, v in _attributes(p, arn=None).items() if v != ""}
+        attributes = {k: v for k, v in _attributes(p, arn=_arn(ctx, p.name)).items() if v != ""}
         if p.fifo:
             attributes["FifoQueue"] = "true"
-        url = sqs.create_queue(QueueName=p.name, Attributes=attributes, tags=dict(node.tags))["QueueUrl"]
-        if p.allow_from:
-            # The policy names the queue's own ARN, known once it exists.
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            sqs.set_queue_attributes(QueueUrl=url, Attributes=_attributes(p, arn))
-        return url
+        return sqs.create_queue(QueueName=p.name, Attributes=attributes, tags=dict(node.tags))["QueueUrl"]
 
     def update(self, ctx, observed: Observed[QueueProps], node: Node, changes) -> None:
         ctx.client("sqs").set_queue_attributes(QueueUrl=observed.id,
@@ -131,6 +145,25 @@ class Queue(Provisioner[QueueProps]):
         return Observed(address=address or address_of(tags) or Address(self.kind, name), id=url,
                         props=_props(name, attrs), tags=dict(tags),
                         outputs={"url": url, "arn": arn, "name": name})
+
+
+def _listed_urls(ctx, prefix: str) -> dict[str, str]:
+    """{name: URL} of this account's queues whose names start with `prefix`."""
+    urls: dict[str, str] = {}
+    # ListQueues pages (NextToken) only when MaxResults is given; 1,000 is its largest page.
+    pages = ctx.client("sqs").get_paginator("list_queues").paginate(QueueNamePrefix=prefix,
+                                                                     PaginationConfig={"PageSize": 1000})
+    for page in pages:
+        for url in page.get("QueueUrls", []):
+            urls[url.rstrip("/").rsplit("/", 1)[-1]] = url
+    return urls
+
+
+def _arn(ctx, name: str) -> str:
+    """The ARN a queue of this name has in ctx's account and region."""
+    region = ctx.region
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return f"arn:{partition}:sqs:{region}:{ctx.aws.account_id()}:{name}"
 
 
 def _url(ctx, name: str, owner: str | None = None) -> str | None:

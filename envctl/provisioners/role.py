@@ -3,8 +3,13 @@
 The inline policy is a field of the role (a sub-resource AWS cannot tag): its statements are
 compared by meaning (actions and resources sorted and de-duplicated, statements sorted), so
 AWS's own spelling of a document never shows as a change. Roles live under the path
-`/envctl/<project>/<environment>/`, which is how discovery lists them: IAM is not in the
+`/envctl/<project>/<environment>/`, which is how discovery finds them: IAM is not in the
 Resource Groups Tagging API.
+
+Discovery reads every role of the account, with its inline and attached policies and its
+tags, from one paginated GetAccountAuthorizationDetails listing (it has no path filter: roles
+under other paths are skipped). Reading a role alone (`read`) takes four calls: GetRole,
+ListRolePolicies, GetRolePolicy and ListAttachedRolePolicies.
 """
 from __future__ import annotations
 
@@ -47,11 +52,19 @@ class Role(Provisioner[RoleProps]):
     uses = frozenset({"queue", "table", "bucket", "log_group", "topic", "function"})
 
     def discover(self, ctx) -> Iterable[Observed[RoleProps]]:
+        # One listing of the account's roles with their policies and tags, instead of four calls
+        # per role (IAM has no describe of several roles, and ListRoles carries no tags).
         iam = ctx.client("iam")
-        for page in iam.get_paginator("list_roles").paginate(PathPrefix=role_path(ctx.project, ctx.environment)):
-            for role in page["Roles"]:
-                obs = self.read(ctx, role["RoleName"])
-                if obs is not None and ctx.is_ours(obs.tags) and obs.address.kind == self.kind:
+        path = role_path(ctx.project, ctx.environment)
+        pages = iam.get_paginator("get_account_authorization_details").paginate(
+            Filter=["Role"], PaginationConfig={"PageSize": 1000})
+        for page in pages:
+            for role in page.get("RoleDetailList", []):
+                if not role["Path"].startswith(path):
+                    continue
+                inline = {p["PolicyName"]: p["PolicyDocument"] for p in role.get("RolePolicyList", [])}
+                obs = self._observed(role, inline, role.get("AttachedManagedPolicies", []))
+                if ctx.is_ours(obs.tags) and obs.address.kind == self.kind:
                     yield obs
 
     def read(self, ctx, id: str) -> Observed[RoleProps] | None:
@@ -61,18 +74,12 @@ class Role(Provisioner[RoleProps]):
             return None
         try:
             names = _all(iam, "list_role_policies", "PolicyNames", RoleName=id)
-            statements = _statements(_get_policy(iam, id)) if POLICY_NAME in names else ()
+            # Only envctl's own inline policy is read; of the others, the names are enough.
+            inline = {n: _get_policy(iam, id) if n == POLICY_NAME else None for n in names}
             attached = _all(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=id)
         except _Gone:
             return None
-        tags = tag_dict(role.get("Tags"))
-        props = RoleProps(path=role["Path"],
-                          assume_role_policy=canonical_policy(role["AssumeRolePolicyDocument"]),
-                          statements=statements,
-                          managed_policies=tuple(sorted(a["PolicyArn"] for a in attached)),
-                          other_inline_policies=tuple(sorted(n for n in names if n != POLICY_NAME)))
-        return Observed(address=address_of(tags) or Address(self.kind, id), id=id, props=props, tags=tags,
-                        outputs={"arn": role["Arn"], "name": role["RoleName"], "id": role["RoleId"]})
+        return self._observed(role, inline, attached)
 
     def find(self, ctx, node: Node) -> Observed[RoleProps] | None:
         return self.read(ctx, node.physical_name)
@@ -145,10 +152,25 @@ class Role(Provisioner[RoleProps]):
 
     def delete(self, ctx, observed: Observed[RoleProps]) -> None:
         # IAM deletes a role only once it is bare: out of every instance profile, no policies.
+        # `observed` was read just before (the executor's re-read) and names the policies: they
+        # go, then the role (its instance profiles are envctl's and were deleted before it). If
+        # IAM still refuses (DeleteConflict: a profile holds it, a policy came since), everything
+        # is listed afresh and removed, and the role deleted again.
         from envctl.aws import errors
 
         iam = ctx.client("iam")
         name = observed.id
+        inline = ([POLICY_NAME] if observed.props.statements else []) + list(observed.props.other_inline_policies)
+        try:
+            for policy in inline:
+                _ignore_not_found(iam.delete_role_policy, RoleName=name, PolicyName=policy)
+            for arn in observed.props.managed_policies:
+                _ignore_not_found(iam.detach_role_policy, RoleName=name, PolicyArn=arn)
+            iam.delete_role(RoleName=name)
+            return
+        except Exception as e:
+            if errors.is_not_found(e):
+                return
         try:
             for profile in _all(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name):
                 _ignore_not_found(iam.remove_role_from_instance_profile,
@@ -166,6 +188,19 @@ class Role(Provisioner[RoleProps]):
 
     def outputs(self, observed: Observed[RoleProps]) -> Mapping[str, str]:
         return observed.outputs
+
+    def _observed(self, role: Mapping, inline: Mapping[str, Any], attached: Iterable[Mapping]) -> Observed[RoleProps]:
+        """A role from GetRole or GetAccountAuthorizationDetails (same fields), with its inline
+        policies ({name: document}; only envctl's document is used) and attached policies."""
+        tags = tag_dict(role.get("Tags"))
+        props = RoleProps(path=role["Path"],
+                          assume_role_policy=canonical_policy(role["AssumeRolePolicyDocument"]),
+                          statements=_statements(inline[POLICY_NAME]) if POLICY_NAME in inline else (),
+                          managed_policies=tuple(sorted(a["PolicyArn"] for a in attached)),
+                          other_inline_policies=tuple(sorted(n for n in inline if n != POLICY_NAME)))
+        name = role["RoleName"]
+        return Observed(address=address_of(tags) or Address(self.kind, name), id=name, props=props, tags=tags,
+                        outputs={"arn": role["Arn"], "name": name, "id": role["RoleId"]})
 
 
 # ------------------------------------------------------------------ policy documents

@@ -75,12 +75,16 @@ class RouteTable(Provisioner[RouteTableProps]):
 
     def delete(self, ctx: Ctx, observed: Observed[RouteTableProps]) -> None:
         # A table with subnets associated cannot be deleted: let them go back to the main table first.
+        # `observed` was read just before (the executor's re-read) and keeps the association ids;
+        # should a call fail (a subnet associated since), the table is read again and emptied.
         ec2 = ctx.client("ec2")
-        table = _find_by_id(ec2, observed.id)
-        if table is None:
-            return
-        _reconcile_associations(ec2, table, ())
-        _ec2.ignore_not_found(ec2.delete_route_table, RouteTableId=observed.id)
+        try:
+            _disassociate_and_delete(ec2, observed.id, _kept_associations(observed))
+        except Exception:
+            table = _find_by_id(ec2, observed.id)
+            if table is None:
+                return
+            _disassociate_and_delete(ec2, observed.id, _associations(table))
 
     def wait(self, ctx: Ctx, id: str, until: Literal["ready", "gone"]) -> Observed[RouteTableProps] | None:
         # Deletes are done when the call returns; a new resource may take a moment to be listed.
@@ -98,10 +102,29 @@ def _find_by_id(ec2, table_id: str) -> dict | None:
 
 def _observe(table: dict) -> Observed[RouteTableProps]:
     tags = tag_dict(table.get("Tags"))
+    associations = _associations(table)
     props = RouteTableProps(vpc_id=table["VpcId"],
                             routes=tuple(sorted(_routes(table).values(), key=lambda r: r.destination)),
-                            subnet_ids=tuple(sorted(_associations(table))))
-    return Observed(_ec2.address_for("route_table", tags, table["RouteTableId"]), table["RouteTableId"], props, tags)
+                            subnet_ids=tuple(sorted(associations)))
+    # The association ids go with the read, for delete (outputs() hands out only the id).
+    kept = {ASSOCIATION + subnet: association for subnet, association in associations.items()}
+    return Observed(_ec2.address_for("route_table", tags, table["RouteTableId"]), table["RouteTableId"], props, tags,
+                    outputs=kept)
+
+
+ASSOCIATION = "association:"        # Observed.outputs key prefix: association:<subnet id> → its association id
+
+
+def _kept_associations(observed: Observed[RouteTableProps]) -> dict[str, str]:
+    """{subnet id: association id} as `_observe` kept them."""
+    return {key.removeprefix(ASSOCIATION): value for key, value in observed.outputs.items()
+            if key.startswith(ASSOCIATION)}
+
+
+def _disassociate_and_delete(ec2, table_id: str, associations: Mapping[str, str]) -> None:
+    for subnet_id in sorted(associations):
+        _ec2.ignore_not_found(ec2.disassociate_route_table, AssociationId=associations[subnet_id])
+    _ec2.ignore_not_found(ec2.delete_route_table, RouteTableId=table_id)
 
 
 def _routes(table: dict) -> dict[str, Route]:

@@ -1,8 +1,13 @@
 """EventBridge scheduled rule with its targets (a field of the rule: targets cannot be tagged).
 
 put_rule is an upsert and put_targets replaces a target by Id, so create looks first and
-update sends only what differs. The Resource Groups Tagging API on moto does not list
-rules: discovery lists them by name prefix and reads their tags, which works on AWS too.
+update sends only what differs.
+
+Discovery lists the rules by name prefix (ListRules gives everything but tags and targets),
+takes their tags from the environment's tag scan, and reads each rule's targets
+(ListTargetsByRule: EventBridge has no listing of several rules' targets). AWS's tag scan
+covers rules, though not at once after they are tagged, and moto's not at all: a rule the
+scan does not hold has its tags read on its own (ListTagsForResource).
 """
 from __future__ import annotations
 
@@ -39,20 +44,26 @@ class Schedule(Provisioner[ScheduleProps]):
 
     def discover(self, ctx) -> Iterable[Observed[ScheduleProps]]:
         events = ctx.client("events")
+        scanned = dict(ctx.aws.tagged_arns("events"))
         kwargs = {"NamePrefix": f"{ctx.project}-{ctx.environment}-"}
+        rules = []
         while True:
             page = events.list_rules(**kwargs)
-            for rule in page.get("Rules", []):
-                tags = _tags(events, rule["Arn"])
-                address = address_of(tags)
-                if not ctx.is_ours(tags) or address is None or address.kind != self.kind:
-                    continue
-                obs = self._observe(ctx, rule, tags, address)
-                if obs is not None:
-                    yield obs
+            rules += page.get("Rules", [])
             if not page.get("NextToken"):
-                return
+                break
             kwargs["NextToken"] = page["NextToken"]
+
+        def observed(rule: Mapping) -> Observed[ScheduleProps] | None:
+            tags = scanned.get(rule["Arn"])
+            if tags is None:
+                tags = _tags(events, rule["Arn"])
+            address = address_of(tags)
+            if not ctx.is_ours(tags) or address is None or address.kind != self.kind:
+                return None
+            return self._observe(ctx, rule, tags, address)
+
+        yield from filter(None, ctx.map(observed, rules))
 
     def read(self, ctx, id: str) -> Observed[ScheduleProps] | None:
         return self._read(ctx, id)
@@ -100,16 +111,20 @@ class Schedule(Provisioner[ScheduleProps]):
     def delete(self, ctx, observed: Observed[ScheduleProps]) -> None:
         from envctl.aws import errors
 
+        # A rule with targets cannot be deleted: remove them first. `observed` was read just before
+        # (the executor's re-read) and holds them; should the delete still be refused (a target
+        # put since), the targets are listed afresh and removed, and the rule deleted again.
         events = ctx.client("events")
         try:
-            # A rule with targets cannot be deleted: remove them first, read fresh.
-            ids = [t["Id"] for t in _targets(events, observed.id)]
-            if ids:
-                events.remove_targets(Rule=observed.id, Ids=ids)
-            events.delete_rule(Name=observed.id)
+            _remove_targets_and_delete(events, observed.id, [t.id for t in observed.props.targets])
         except Exception as e:
-            if not errors.is_not_found(e):
-                raise
+            if errors.is_not_found(e):
+                return
+            try:
+                _remove_targets_and_delete(events, observed.id, [t["Id"] for t in _targets(events, observed.id)])
+            except Exception as again:
+                if not errors.is_not_found(again):
+                    raise
 
     def wait(self, ctx, id: str, until: Literal["ready", "gone"]) -> Observed[ScheduleProps] | None:
         return self.read(ctx, id) if until == "ready" else None
@@ -176,6 +191,12 @@ def _known(value) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value} is not resolved: the executor resolves references before writing")
     return value
+
+
+def _remove_targets_and_delete(events, rule: str, target_ids: list[str]) -> None:
+    if target_ids:
+        events.remove_targets(Rule=rule, Ids=target_ids)
+    events.delete_rule(Name=rule)
 
 
 def _targets(events, rule: str) -> list[dict]:

@@ -57,13 +57,10 @@ class SecurityGroup(Provisioner[SecurityGroupProps]):
         return next((_observe(g) for g in groups if _ec2.is_node(ctx, node, g.get("Tags"))), None)
 
     def create(self, ctx: Ctx, node: Node) -> str:
-        # No client token for CreateSecurityGroup: a group tagged with this address is ours from before.
+        # Create first: a group name taken in the VPC is refused (InvalidGroup.Duplicate), never
+        # overwritten, so the look-up is made only then (_create_group): ours from before is adopted.
         ec2 = ctx.client("ec2")
-        existing = self.find(ctx, node)
-        if existing is not None:
-            group_id, current = existing.id, existing.props
-        else:
-            group_id, current = _create_group(ctx, ec2, node)
+        group_id, current = _create_group(ctx, ec2, node)
         _reconcile_rules(ec2, group_id, current, node.props)
         return group_id
 
@@ -80,19 +77,19 @@ class SecurityGroup(Provisioner[SecurityGroupProps]):
         # Drop this group's references to other groups first: groups that refer to each other
         # (or to themselves) could otherwise never be deleted. References *to* this group from
         # others clear as those are deleted (DependencyViolation is retried as eventual).
+        # `observed` was read just before (the executor's re-read) and holds the rules; should a
+        # call fail, the group is read again and, if its references changed since, dropped again.
         ec2 = ctx.client("ec2")
-        group = _find_by_id(ec2, observed.id)
-        if group is None:
-            return
-        ingress = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
-        egress = [p for p in group.get("IpPermissionsEgress", []) if p.get("UserIdGroupPairs")]
-        if ingress:
-            _ec2.ignore_not_found(ec2.revoke_security_group_ingress, GroupId=observed.id,
-                                  IpPermissions=[_group_pairs_only(p) for p in ingress])
-        if egress:
-            _ec2.ignore_not_found(ec2.revoke_security_group_egress, GroupId=observed.id,
-                                  IpPermissions=[_group_pairs_only(p) for p in egress])
-        _ec2.ignore_not_found(ec2.delete_security_group, GroupId=observed.id)
+        try:
+            _drop_references_and_delete(ec2, observed.id, observed.props)
+        except Exception:
+            group = _find_by_id(ec2, observed.id)
+            if group is None:
+                return
+            now = _observe(group).props
+            if _references(now) == _references(observed.props):
+                raise           # nothing new to drop: the failure is real (retried if it clears with time)
+            _drop_references_and_delete(ec2, observed.id, now)
 
     def wait(self, ctx: Ctx, id: str, until: Literal["ready", "gone"]) -> Observed[SecurityGroupProps] | None:
         # Deletes are done when the call returns; a new resource may take a moment to be listed.
@@ -182,8 +179,30 @@ def _reconcile_rules(ec2, group_id: str, current: SecurityGroupProps, desired: S
             getattr(ec2, f"revoke_security_group_{direction}")(
                 GroupId=group_id, IpPermissions=[_permission(r, group_id) for r in revoke])
         if authorize:
-            getattr(ec2, f"authorize_security_group_{direction}")(
-                GroupId=group_id, IpPermissions=[_permission(r, group_id) for r in authorize])
+            _authorize(getattr(ec2, f"authorize_security_group_{direction}"), group_id, authorize)
+
+
+def _authorize(call, group_id: str, rules: list[Rule]) -> None:
+    """Authorize `rules`, a rule already there being done.
+
+    The rules read may be older than AWS's (EC2's describe is eventually consistent; a retried
+    call's first attempt may have got through): then AWS refuses the whole batch with
+    InvalidPermission.Duplicate, and adds none of it. So, once refused, each rule goes alone.
+    """
+    from envctl.aws import errors
+
+    try:
+        call(GroupId=group_id, IpPermissions=[_permission(r, group_id) for r in rules])
+        return
+    except Exception as e:
+        if errors.error_code(e) != "InvalidPermission.Duplicate":
+            raise
+    for rule in rules:
+        try:
+            call(GroupId=group_id, IpPermissions=[_permission(rule, group_id)])
+        except Exception as e:
+            if errors.error_code(e) != "InvalidPermission.Duplicate":
+                raise
 
 
 def _permission(rule: Rule, group_id: str) -> dict:
@@ -202,8 +221,16 @@ def _permission(rule: Rule, group_id: str) -> dict:
     return permission
 
 
-def _group_pairs_only(permission: dict) -> dict:
-    """The group-to-group part of a permission, as read (descriptions included: moto matches them)."""
-    keep = {k: permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in permission}
-    pairs = [{k: v for k, v in p.items() if k in ("GroupId", "Description")} for p in permission["UserIdGroupPairs"]]
-    return {**keep, "UserIdGroupPairs": pairs}
+def _references(props: SecurityGroupProps) -> dict[str, list[Rule]]:
+    """The rules that name a group (another, or this one): {direction: rules}."""
+    return {"ingress": [r for r in props.ingress if r.group_id], "egress": [r for r in props.egress if r.group_id]}
+
+
+def _drop_references_and_delete(ec2, group_id: str, props: SecurityGroupProps) -> None:
+    """Revoke the group's rules that name groups, then delete it (descriptions are sent as read:
+    moto matches them)."""
+    for direction, rules in _references(props).items():
+        if rules:
+            _ec2.ignore_not_found(getattr(ec2, f"revoke_security_group_{direction}"), GroupId=group_id,
+                                  IpPermissions=[_permission(r, group_id) for r in rules])
+    _ec2.ignore_not_found(ec2.delete_security_group, GroupId=group_id)

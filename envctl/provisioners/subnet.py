@@ -37,15 +37,13 @@ class Subnet(Provisioner[SubnetProps]):
         return next((_observe(s) for s in subnets if _ec2.is_node(ctx, node, s.get("Tags"))), None)
 
     def create(self, ctx: Ctx, node: Node) -> str:
-        # No client token for CreateSubnet: a subnet tagged with this address is ours from before.
+        # No client token for CreateSubnet, but a CIDR taken in the VPC is refused
+        # (InvalidSubnet.Conflict), never made twice: create first, and look only then, adopting
+        # the subnet of that CIDR if it is ours from before.
         from envctl.aws import errors
 
         ec2 = ctx.client("ec2")
         desired: SubnetProps = node.props
-        existing = self.find(ctx, node)
-        if existing is not None:
-            _set_public_ip(ec2, existing.id, desired, existing.props)
-            return existing.id
         try:
             subnet = ec2.create_subnet(VpcId=desired.vpc_id, CidrBlock=desired.cidr_block,
                                        AvailabilityZone=desired.availability_zone,

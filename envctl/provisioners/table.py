@@ -4,6 +4,10 @@ TTL and point-in-time recovery are separate APIs on AWS (update_time_to_live,
 update_continuous_backups) but fields of the table here: they are read back with the
 table and reconciled by its update. Encryption is always on with the AWS managed key
 (`alias/aws/dynamodb`), the expander says so; AWS's own default is the AWS owned key.
+
+Discovery takes the tables and their tags from the environment's tag scan, then makes three
+calls per table: DescribeTable, DescribeTimeToLive and DescribeContinuousBackups. DynamoDB has
+no batch describe, and keeps TTL and point-in-time recovery out of DescribeTable.
 """
 from __future__ import annotations
 
@@ -54,15 +58,14 @@ class Table(Provisioner[TableProps]):
     poll_interval: float = 5.0                  # seconds between describe_table calls while waiting
 
     def discover(self, ctx) -> Iterable[Observed[TableProps]]:
+        tables = []
         for arn, tags in ctx.aws.tagged_arns("dynamodb"):
             resource = arn.split(":", 5)[5]                    # table/<name>, table/<name>/stream/…
             parts = resource.split("/")
             address = address_of(tags)
-            if len(parts) != 2 or parts[0] != "table" or address is None or address.kind != self.kind:
-                continue
-            obs = self._read(ctx, parts[1], tags)
-            if obs is not None:
-                yield obs
+            if len(parts) == 2 and parts[0] == "table" and address is not None and address.kind == self.kind:
+                tables.append((parts[1], tags))
+        yield from filter(None, ctx.map(lambda table: self._read(ctx, *table), tables))
 
     def read(self, ctx, id: str) -> Observed[TableProps] | None:
         return self._read(ctx, id, tags=None)
@@ -71,12 +74,9 @@ class Table(Provisioner[TableProps]):
         return self._read(ctx, node.props.name, tags=None, address=node.address)
 
     def create(self, ctx, node: Node) -> str:
+        from envctl.aws import errors
+
         p: TableProps = node.props
-        existing = self.find(ctx, node)
-        if existing is not None:
-            if ctx.is_ours(existing.tags):
-                return existing.id
-            raise NotOurs(node.address, f"DynamoDB table {p.name}")
         keys = [p.partition_key] + ([p.sort_key] if p.sort_key else [])
         params: dict[str, Any] = dict(
             TableName=p.name,
@@ -90,9 +90,22 @@ class Table(Provisioner[TableProps]):
         if p.billing_mode == "PROVISIONED":
             params["ProvisionedThroughput"] = _throughput(p)
         ddb = ctx.client("dynamodb")
-        ddb.create_table(**params)
-        # TTL and backups can only be set on an ACTIVE table.
-        if p.ttl_attribute or p.point_in_time_recovery:
+        # Create first: a taken name is refused (ResourceInUseException), never overwritten, so
+        # the look-up is needed only then: ours from before (a crash, a lost reply) is adopted.
+        try:
+            created = ddb.create_table(**params)["TableDescription"]
+        except Exception as e:
+            if not errors.is_in_use(e):
+                raise
+            existing = self.find(ctx, node)
+            if existing is None:
+                raise          # a table of that name being deleted: in use, retried until it is gone
+            if ctx.is_ours(existing.tags):
+                return existing.id
+            raise NotOurs(node.address, f"DynamoDB table {p.name}") from None
+        # TTL and backups can only be set on an ACTIVE table: AWS answers CREATING and takes
+        # seconds to minutes; no describe when the answer already says ACTIVE (emulators).
+        if (p.ttl_attribute or p.point_in_time_recovery) and created.get("TableStatus") != "ACTIVE":
             self._wait_active(ctx, p.name, self.timeouts.create)
         if p.ttl_attribute:
             ddb.update_time_to_live(TableName=p.name,
@@ -155,17 +168,22 @@ class Table(Provisioner[TableProps]):
 
     def wait(self, ctx, id: str, until: Literal["ready", "gone"]) -> Observed[TableProps] | None:
         if until == "ready":
-            self._wait_active(ctx, id, self.timeouts.create)
-            return self.read(ctx, id)
+            # The describe that sees it ACTIVE is also the read's: DescribeTable is not made twice.
+            table = self._wait_active(ctx, id, self.timeouts.create)
+            return self._read(ctx, id, tags=None, table=table)
+        # Kept although DeleteTable has answered: AWS deletes in the background (DELETING), and
+        # the name is free again only once the table is gone (a replacement re-uses it).
         wait_until(lambda: _status(ctx, id), pending={"DELETING", "ACTIVE", "UPDATING"}, target={GONE},
                    timeout=self.timeouts.delete, interval=self.poll_interval, describe=f"DynamoDB table {id}")
         return None
 
     # -------------------------------------------------------------- private helpers
 
-    def _read(self, ctx, name: str, tags: Mapping[str, str] | None,
-              address: Address | None = None) -> Observed[TableProps] | None:
-        table = _describe(ctx, name)
+    def _read(self, ctx, name: str, tags: Mapping[str, str] | None, address: Address | None = None,
+              table: dict | None = None) -> Observed[TableProps] | None:
+        """The table `name`; `tags` and its DescribeTable answer (`table`) are read here when not given."""
+        if table is None:
+            table = _describe(ctx, name)
         if table is None or table["TableStatus"] == "DELETING":
             return None
         ddb = ctx.client("dynamodb")
@@ -179,9 +197,20 @@ class Table(Provisioner[TableProps]):
             status="ready" if table["TableStatus"] == "ACTIVE" else table["TableStatus"].lower(),
             outputs={"name": name, "arn": table["TableArn"], "stream_arn": table.get("LatestStreamArn", "")})
 
-    def _wait_active(self, ctx, name: str, timeout: float) -> None:
-        wait_until(lambda: _status(ctx, name), pending={"CREATING", "UPDATING"}, target={"ACTIVE"},
+    def _wait_active(self, ctx, name: str, timeout: float) -> dict:
+        """Until the table is ACTIVE (its encryption settled too); its last DescribeTable answer."""
+        last: dict = {}
+
+        def fetch() -> tuple[str, str | None] | None:
+            table = _describe(ctx, name)
+            if table is None:
+                return None
+            last["table"] = table
+            return _status_of(table)
+
+        wait_until(fetch, pending={"CREATING", "UPDATING"}, target={"ACTIVE"},
                    timeout=timeout, interval=self.poll_interval, describe=f"DynamoDB table {name}")
+        return last["table"]
 
 
 def _props(table: dict, ttl: dict, backups: dict) -> TableProps:
@@ -220,10 +249,13 @@ def _describe(ctx, name: str) -> dict | None:
 
 
 def _status(ctx, name: str) -> tuple[str, str | None] | None:
-    """(status, reason) for wait_until; a table whose encryption is still changing is UPDATING."""
+    """(status, reason) for wait_until; None when the table is gone."""
     table = _describe(ctx, name)
-    if table is None:
-        return None
+    return None if table is None else _status_of(table)
+
+
+def _status_of(table: dict) -> tuple[str, str | None]:
+    """(status, reason) of a DescribeTable answer; a table whose encryption is still changing is UPDATING."""
     sse = (table.get("SSEDescription") or {}).get("Status")
     if table["TableStatus"] == "ACTIVE" and sse in ("ENABLING", "DISABLING", "UPDATING"):
         return "UPDATING", f"encryption {sse}"

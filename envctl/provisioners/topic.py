@@ -5,6 +5,10 @@ unsubscribe what is extra. An e-mail subscription waiting for its recipient to c
 no ARN yet ("PendingConfirmation") and cannot be unsubscribed: it counts as present (so it
 is not subscribed again, which would send another confirmation mail), and an unwanted one
 stays until AWS deletes it for want of confirmation (within a few days).
+
+Discovery reads one thing per topic, GetTopicAttributes (its encryption): the topics come
+from the environment's tag scan (with their tags), and the subscriptions of all of them from
+one ListSubscriptions listing of the region's subscriptions (100 a page), grouped by topic.
 """
 from __future__ import annotations
 
@@ -38,14 +42,17 @@ class Topic(Provisioner[TopicProps]):
     uses = frozenset({"queue", "function"})     # subscribed endpoints
 
     def discover(self, ctx) -> Iterable[Observed[TopicProps]]:
+        tagged = []
         for arn, tags in ctx.aws.tagged_arns("sns"):
             address = address_of(tags)
             # Topic ARNs have six parts; subscriptions (never tagged) and platform apps differ.
-            if address is None or address.kind != self.kind or len(arn.split(":")) != 6:
-                continue
-            obs = self._read(ctx, arn, tags)
-            if obs is not None:
-                yield obs
+            if address is not None and address.kind == self.kind and len(arn.split(":")) == 6:
+                tagged.append((arn, tags))
+        if not tagged:
+            return
+        subscriptions = _subscriptions_by_topic(ctx.client("sns"))
+        yield from filter(None, ctx.map(
+            lambda item: self._read(ctx, *item, subscriptions=subscriptions.get(item[0], [])), tagged))
 
     def read(self, ctx, id: str) -> Observed[TopicProps] | None:
         return self._read(ctx, id, tags=None)
@@ -111,8 +118,9 @@ class Topic(Provisioner[TopicProps]):
 
     # -------------------------------------------------------------- private helpers
 
-    def _read(self, ctx, arn: str, tags: Mapping[str, str] | None,
-              address: Address | None = None) -> Observed[TopicProps] | None:
+    def _read(self, ctx, arn: str, tags: Mapping[str, str] | None, address: Address | None = None,
+              subscriptions: list[tuple[Subscription, str]] | None = None) -> Observed[TopicProps] | None:
+        """The topic at `arn`; `tags` and `subscriptions` are read here when not given."""
         from envctl.aws import errors
 
         sns = ctx.client("sns")
@@ -120,7 +128,8 @@ class Topic(Provisioner[TopicProps]):
             attrs = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
             if tags is None:
                 tags = {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=arn).get("Tags", [])}
-            subscriptions = _subscriptions(sns, arn)
+            if subscriptions is None:
+                subscriptions = _subscriptions(sns, arn)
         except Exception as e:
             if errors.is_not_found(e):
                 return None
@@ -141,13 +150,22 @@ def _arn(ctx, name: str) -> str:
 
 def _subscriptions(sns, arn: str) -> list[tuple[Subscription, str]]:
     """(subscription, its ARN or PendingConfirmation) of the topic; ones being deleted are left out."""
-    out = []
-    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=arn):
+    return [_entry(s) for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=arn)
+            for s in page.get("Subscriptions", []) if s["SubscriptionArn"] != "Deleted"]
+
+
+def _subscriptions_by_topic(sns) -> dict[str, list[tuple[Subscription, str]]]:
+    """{topic ARN: what _subscriptions gives for it} for every topic of the region, in one listing."""
+    out: dict[str, list[tuple[Subscription, str]]] = {}
+    for page in sns.get_paginator("list_subscriptions").paginate():
         for s in page.get("Subscriptions", []):
-            if s["SubscriptionArn"] == "Deleted":
-                continue
-            out.append((Subscription(protocol=s["Protocol"], endpoint=s["Endpoint"]), s["SubscriptionArn"]))
+            if s["SubscriptionArn"] != "Deleted":
+                out.setdefault(s["TopicArn"], []).append(_entry(s))
     return out
+
+
+def _entry(s: Mapping) -> tuple[Subscription, str]:
+    return Subscription(protocol=s["Protocol"], endpoint=s["Endpoint"]), s["SubscriptionArn"]
 
 
 def _subscribe(sns, arn: str, sub: Subscription) -> None:

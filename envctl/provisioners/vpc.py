@@ -24,8 +24,8 @@ class Vpc(Provisioner[VpcProps]):
     def discover(self, ctx: Ctx) -> list[Observed[VpcProps]]:
         ec2 = ctx.client("ec2")
         vpcs = _ec2.describe(ec2, "describe_vpcs", "Vpcs", Filters=ctx.scope_filters())
-        observed = (_observe(ec2, v) for v in vpcs if _ec2.in_scope(ctx, self.kind, v.get("Tags")))
-        return [o for o in observed if o is not None]
+        ours = [v for v in vpcs if _ec2.in_scope(ctx, self.kind, v.get("Tags"))]
+        return [o for o in ctx.map(lambda vpc: _observe(ec2, vpc), ours) if o is not None]
 
     def read(self, ctx: Ctx, id: str) -> Observed[VpcProps] | None:
         ec2 = ctx.client("ec2")

@@ -117,3 +117,41 @@ def _offline_ctx():
     from envctl.provisioners.base import Ctx
 
     return Ctx(aws=None, project="acme", environment="qa")
+
+
+def test_a_kinds_reads_of_one_resource_each_run_side_by_side(aws):
+    """Ctx.map in discovery: five reads that each wait for all five to have started pass only
+    when they run at once (one by one, the barrier times out and the read fails)."""
+    reads = 5
+    everyone_started = threading.Barrier(reads, timeout=10)
+
+    def read(i: int) -> Observed:
+        everyone_started.wait()
+        return Observed(Address("queue", f"q{i}"), f"id-{i}", QueueishProps(name=f"q{i}"), our_tags(f"queue/q{i}"))
+
+    kind = Scripted("queue", lambda ctx: ctx.map(read, range(reads)))
+    found = observe(make_ctx(aws), provisioners={"queue": kind})
+
+    assert list(found.resources) == [Address("queue", f"q{i}") for i in range(reads)]
+
+
+def test_map_keeps_the_order_and_raises_the_first_error_once_every_read_has_ended(aws):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ended = []
+
+    def read(i: int) -> int:
+        if i == 1:
+            raise aws_error("ThrottlingException")
+        ended.append(i)
+        return i * 10
+
+    with ThreadPoolExecutor(4) as pool:
+        ctx = make_ctx(aws)
+        ctx.read_pool = pool
+        assert ctx.map(lambda i: i * 10, [3, 1, 2]) == [30, 10, 20]
+        with pytest.raises(Exception) as raised:
+            ctx.map(read, range(4))
+    assert "ThrottlingException" in str(raised.value)
+    assert sorted(ended) == [0, 2, 3]
+    assert make_ctx(aws).map(lambda i: i + 1, [1, 2]) == [2, 3]     # without a pool: one by one

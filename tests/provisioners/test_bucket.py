@@ -121,6 +121,9 @@ def test_lifecycle(aws, tmp_path):
                                        "log_group/function-ingest"]
     assert diff_all(graph, found, given) == {}
     assert aws.log.mutating() == []
+    # This region's buckets named by one ListBuckets, not a GetBucketLocation each: six reads a bucket.
+    assert aws.log.count("GET /") == 1
+    assert aws.log.count(f"GET /{UPLOADS}") == 6 and aws.log.count(f"GET /{ARCHIVE}") == 6
 
     # drift by hand: exactly those fields
     s3.put_public_access_block(Bucket=UPLOADS, PublicAccessBlockConfiguration={**ALL_BLOCKED,
@@ -182,8 +185,22 @@ def test_delete_empties_a_versioned_bucket_under_its_policy(aws, tmp_path):
     aws.log.clear()
     by_kind("bucket").delete(ctx, by_kind("bucket").read(ctx, "acme-qa-logs"))
     assert s3.list_buckets()["Buckets"] == []
-    mutating = [c.action.split()[0] for c in aws.log.mutating()]
-    assert mutating == ["DELETE", "PUT", "POST", "DELETE"]         # policy, notifications, objects, bucket
+    mutating = [(c.action.split()[0], c.status) for c in aws.log.mutating()]
+    # The bucket (refused: not empty), then its policy, notifications, objects, and the bucket again.
+    assert mutating == [("DELETE", 409), ("DELETE", 204), ("PUT", 200), ("POST", 200), ("DELETE", 204)]
+
+
+def test_delete_of_an_empty_bucket_is_one_call(aws, tmp_path):
+    graph = graph_from_yaml(tmp_path, "buckets:\n  logs: {versioning: true}\n")
+    ctx = make_ctx(aws)
+    bucket = by_kind("bucket")
+    observed = bucket.wait(ctx, bucket.create(ctx, graph[Address("bucket", "logs")]), "ready")
+    assert observed.props.policy is not None               # its policy and all go with it
+
+    aws.log.clear()
+    bucket.delete(ctx, observed)
+    assert [c.action.split()[0] for c in aws.log.snapshot()] == ["DELETE"]
+    assert aws.client("s3").list_buckets()["Buckets"] == []
 
 
 def test_create_adopts_our_existing_bucket(aws, tmp_path):
@@ -216,8 +233,25 @@ def test_create_refuses_a_bucket_that_is_not_ours(aws, tmp_path, tags):
 
     with pytest.raises(NotOurs):
         by_kind("bucket").create(ctx, node)
-    assert aws.log.mutating() == []
+    # Created first: the taken name is refused (nothing changes), then looked at and refused.
+    assert [(c.action, c.status) for c in aws.log.mutating()] == [("PUT /acme-qa-data", 409)]
     assert _sub(s3.get_bucket_policy, "acme-qa-data", "Policy") is None
+    assert _sub(s3.get_bucket_tagging, "acme-qa-data", "TagSet") == tags      # left as it was
+
+
+def test_create_in_us_east_1_looks_first(aws, tmp_path):
+    # There, creating a bucket one already owns succeeds silently: the look comes first.
+    graph = graph_from_yaml(tmp_path, "buckets:\n  data: {}\n")
+    s3 = aws.client("s3", "us-east-1")
+    s3.create_bucket(Bucket="acme-qa-data")
+    session = AwsSession(AwsOptions(endpoint_url=aws.endpoint, region="us-east-1"), "us-east-1")
+    session.scope = ("acme", "qa")
+    aws.log.clear()
+
+    with pytest.raises(NotOurs):
+        by_kind("bucket").create(Ctx(aws=session, project="acme", environment="qa"), graph[Address("bucket", "data")])
+    assert aws.log.mutating() == []
+    assert _sub(s3.get_bucket_tagging, "acme-qa-data", "TagSet") is None
 
 
 def test_create_in_us_east_1(aws, tmp_path):

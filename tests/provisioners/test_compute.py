@@ -504,6 +504,29 @@ def test_delete_of_missing_compute_resources_succeeds(env, aws):
         assert p.read(ctx, created[address].id) is None
 
 
+def test_reads_after_create_and_deletes_make_each_call_once(env, aws):
+    # A wait's last describe is the read's; a launch template is read without DescribeLaunchTemplates
+    # (the latest version names it); a group's delete goes by the read made just before it.
+    ctx, graph, created = env
+    reads = ((Address("instance", "bastion"), "ready", ["DescribeInstances", "DescribeVolumes",
+                                                        "DescribeInstanceAttribute"]),
+             (Address("launch_template", "orders"), "ready", ["DescribeLaunchTemplateVersions", "DescribeTags"]),
+             (Address("autoscaling_group", "orders"), "ready", ["DescribeAutoScalingGroups"]))
+    for address, until, calls in reads:
+        aws.log.clear()
+        observed = by_kind(address.kind).wait(ctx, created[address].id, until)
+        assert [c.action for c in aws.log.snapshot()] == calls, address
+        assert observed == created[address], address
+
+    group = Address("autoscaling_group", "orders")
+    aws.log.clear()
+    by_kind(group.kind).delete(ctx, created[group])
+    assert [c.action for c in aws.log.snapshot()] == ["UpdateAutoScalingGroup", "DeleteAutoScalingGroup"]
+    by_kind(group.kind).delete(ctx, created[group])                  # a retry: the group is going or gone
+    by_kind(group.kind).wait(ctx, created[group].id, "gone")
+    assert by_kind(group.kind).read(ctx, created[group].id) is None
+
+
 # ------------------------------------------------------------------ adoption and foreign names
 
 def test_create_adopts_our_existing_resources_without_a_duplicate(env, aws):
@@ -513,8 +536,9 @@ def test_create_adopts_our_existing_resources_without_a_duplicate(env, aws):
     for address in (Address("instance", "bastion"), Address("launch_template", "orders"),
                     Address("autoscaling_group", "orders")):
         assert by_kind(address.kind).create(ctx, resolved(graph[address], outputs)) == created[address].id
-    # No create call at all: in particular create_auto_scaling_group, which moto would let replace the group.
-    assert aws.log.mutating() == []
+    # No create call that went through: create_auto_scaling_group (which moto would let replace
+    # the group) is not even tried; create_launch_template is, and refused for the taken name.
+    assert [(c.action, c.status) for c in aws.log.mutating()] == [("CreateLaunchTemplate", 400)]
     bastions = live_instances(aws.client("ec2"), [{"Name": "tag:envctl:resource", "Values": ["instance/bastion"]}])
     assert len(bastions) == 1
 
@@ -542,7 +566,7 @@ def test_create_refuses_names_taken_by_someone_else(aws, tmp_path):
                           (Address("autoscaling_group", "orders"), "auto scaling group acme-qa-orders")):
         with pytest.raises(NotOurs, match=what):
             by_kind(address.kind).create(ctx, resolved(graph[address], fake))
-    assert aws.log.mutating() == []
+    assert [(c.action, c.status) for c in aws.log.mutating()] == [("CreateLaunchTemplate", 400)]
 
 
 # ------------------------------------------------------------------ waits, with botocore's Stubber
@@ -585,8 +609,7 @@ def test_ready_waits_for_a_launch_to_be_visible_and_running(stubbed):
     with Stubber(ec2) as stub:
         stub.add_client_error("describe_instances", "InvalidInstanceID.NotFound")   # not visible yet
         stub.add_response("describe_instances", _reservation("pending"))
-        stub.add_response("describe_instances", running)
-        stub.add_response("describe_instances", running)                           # read() once it is
+        stub.add_response("describe_instances", running)                           # read on from it
         stub.add_response("describe_volumes", {"Volumes": [
             {"VolumeId": "vol-1", "Size": 8, "VolumeType": "gp3", "Encrypted": True}]})
         stub.add_response("describe_instance_attribute", {"InstanceId": "i-0123456789abcdef0", "UserData": {}})

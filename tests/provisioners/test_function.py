@@ -176,6 +176,29 @@ def test_create_adopts_our_existing_function(aws, tmp_path):
         ("python3.12", "handler.main", node.props.code_sha256)        # brought to the spec
 
 
+def test_create_and_read_back_make_each_call_once(aws, tmp_path):
+    # The wait polls with GetFunction, the read's own call: the answer that says Active is read on.
+    given = stand_ins(aws)
+    graph = graph_from_yaml(tmp_path, SPEC, files=FILES)
+    node = resolved(graph[Address("function", "ingest")], given)
+    ctx = make_ctx(aws)
+    function = by_kind("function")
+    aws.log.clear()
+    observed = function.wait(ctx, function.create(ctx, node), "ready")
+    function_path, policies = f"/2015-03-31/functions/{NAME}", ["POST policy"] * len(node.props.invoke_from)
+    assert [_call(c.action, function_path) for c in aws.log.snapshot()] == [
+        "GET function", "POST create", *policies, "GET function", "GET policy"]   # look, create, allow, read
+    assert function.diff(node.props, observed) == []
+
+
+def _call(action: str, function_path: str) -> str:
+    """A Lambda REST call, short: GET function, POST create, POST policy, GET policy."""
+    method, path = action.split(" ", 1)
+    if path == "/2015-03-31/functions":
+        return f"{method} create"
+    return f"{method} {'policy' if path.endswith('/policy') else 'function' if path == function_path else path}"
+
+
 def test_create_refuses_a_function_that_is_not_ours(aws, tmp_path):
     given = stand_ins(aws)
     graph = graph_from_yaml(tmp_path, SPEC, files=FILES)

@@ -197,7 +197,11 @@ def test_discover_finds_the_roles_and_diff_is_clean_without_a_mutating_call(env,
         Address("role", "app"): "acme-qa-app", Address("role", "worker"): "acme-qa-worker",
         Address("instance_profile", "app"): "acme-qa-app"}
     assert aws.log.mutating() == []
-    assert aws.log.count("ListRoles") == 1 and aws.log.count("ListInstanceProfiles") == 1
+    # Roles: one listing with their policies and tags, no call per role. Profiles: one read each.
+    assert aws.log.count("GetAccountAuthorizationDetails") == 1
+    assert [aws.log.count(a) for a in ("GetRole", "ListRolePolicies", "GetRolePolicy",
+                                       "ListAttachedRolePolicies")] == [0, 0, 0, 0]
+    assert aws.log.count("ListInstanceProfiles") == 1 and aws.log.count("GetInstanceProfile") == 1
 
 
 def test_a_policy_spelled_differently_by_hand_is_no_change(env, aws):
@@ -315,6 +319,32 @@ def test_delete_all_leaves_nothing_under_the_path_and_foreign_roles_untouched(en
     assert [r["RoleName"] for r in iam.get_instance_profile(
         InstanceProfileName="acme-qa-handmade")["InstanceProfile"]["Roles"]] == ["acme-qa-handmade"]
     assert drift(ctx, graph)[0] == {}
+
+
+def test_deletes_go_by_the_read_made_just_before_them(env, aws):
+    # The executor reads each resource right before it deletes it: its policies and role are
+    # known, nothing is listed again.
+    ctx, graph, created = env
+    steps = ((Address("instance_profile", "app"), ["RemoveRoleFromInstanceProfile", "DeleteInstanceProfile"]),
+             (Address("role", "app"), ["DeleteRolePolicy", "DetachRolePolicy", "DeleteRole"]))
+    for address, calls in steps:
+        p = by_kind(address.kind)
+        observed = p.read(ctx, created[address].id)
+        aws.log.clear()
+        p.delete(ctx, observed)
+        assert [c.action for c in aws.log.snapshot()] == calls
+        assert p.read(ctx, created[address].id) is None
+
+
+def test_a_role_still_in_a_profile_is_taken_out_and_deleted(env, aws):
+    # IAM refuses to delete a role an instance profile holds: then everything is listed afresh.
+    ctx, graph, created = env
+    role = by_kind("role").read(ctx, "acme-qa-app")
+    aws.log.clear()
+    by_kind("role").delete(ctx, role)
+    assert by_kind("role").read(ctx, "acme-qa-app") is None
+    assert ("DeleteRole", 409) in [(c.action, c.status) for c in aws.log.snapshot()]
+    assert aws.client("iam").get_instance_profile(InstanceProfileName="acme-qa-app")["InstanceProfile"]["Roles"] == []
 
 
 def test_delete_of_a_missing_role_or_profile_succeeds(env, aws):

@@ -156,3 +156,49 @@ def test_filter_calls(current, desired, to_put, to_delete):
     put, delete = filter_calls(current, desired)
     assert [f.name for f in put] == to_put
     assert delete == to_delete
+
+
+TWO_GROUPS = """\
+log_groups:
+  web:
+    metric_filters:
+      errors: {pattern: "ERROR", metric: WebErrors}
+  worker:
+    metric_filters:
+      errors: {pattern: "FATAL", metric: WorkerErrors}
+      retries: {pattern: "RETRY", metric: WorkerRetries}
+"""
+
+
+def _filter_names(observed):
+    return [(f.name, f.pattern, f.metric_name) for f in observed.props.metric_filters]
+
+
+def test_discovery_lists_filters_once_and_gives_each_group_its_own(aws, tmp_path):
+    graph = graph_from_yaml(tmp_path, TWO_GROUPS)
+    ctx = make_ctx(aws)
+    create_all(ctx, graph)
+    logs = aws.client("logs")
+    # A foreign group under our prefix with a filter of the same name as ours.
+    logs.create_log_group(logGroupName="acme-qa-web-copy")
+    logs.put_metric_filter(logGroupName="acme-qa-web-copy", filterName="errors", filterPattern="OTHER",
+                           metricTransformations=[{"metricName": "X", "metricNamespace": "x", "metricValue": "1"}])
+
+    aws.log.clear()
+    found = discover(ctx, ["log_group"])
+    assert {a.name: _filter_names(o) for a, o in found.items()} == {
+        "web": [("errors", "ERROR", "WebErrors")],
+        "worker": [("errors", "FATAL", "WorkerErrors"), ("retries", "RETRY", "WorkerRetries")]}
+    assert diff_all(graph, found) == {}
+    # Tags come from the tag scan and every group's filters from one listing: no call per group.
+    assert aws.log.count("DescribeMetricFilters") == 1
+    assert [c for c in aws.log.snapshot() if c.service == "logs" and c.action == "ListTagsForResource"] == []
+
+    # A filter removed by hand from one group shows on that group only; update puts it back.
+    logs.delete_metric_filter(logGroupName="acme-qa-worker", filterName="retries")
+    found = discover(ctx, ["log_group"])
+    drift = diff_all(graph, found)
+    assert {a.name: [c.path for c in changes] for a, changes in drift.items()} == {"worker": ["metric_filters"]}
+    worker = Address("log_group", "worker")
+    by_kind("log_group").update(ctx, found[worker], graph[worker], drift[worker])
+    assert diff_all(graph, discover(ctx, ["log_group"])) == {}

@@ -7,6 +7,7 @@ tagged, foreign resources untouched.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import pytest
@@ -339,6 +340,26 @@ def test_update_never_touches_envctl_tags(net):
                     "Owner": "team-b", "Name": "acme-qa-data-a"}
 
 
+def test_repairing_rules_from_a_stale_read_does_not_trip_on_a_rule_already_there(net):
+    """EC2's describe lags: the read may miss a rule that is there. AWS refuses a batch holding
+    one such rule (InvalidPermission.Duplicate) and adds none of it; the repair must still add
+    the rest."""
+    ec2 = net.aws.client("ec2")
+    group, app = net.id("security_group", "app"), net.id("security_group", "bastion")
+    rules = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "UserIdGroupPairs": [{"GroupId": app}]}
+             for port in (22, 8080)]
+    ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=rules)
+    stale = discover(net.ctx, ["security_group"])[Address("security_group", "app")]   # lacks both
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=rules[:1])        # one is back
+
+    node = resolved(net.graph[Address("security_group", "app")], outputs_of(discover(net.ctx, KINDS)))
+    by_kind("security_group").update(net.ctx, stale, node, [])
+
+    live = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
+    assert sorted(p["FromPort"] for p in live) == [22, 8080]
+    assert drift(net.ctx, net.graph, KINDS)[1] == {}
+
+
 # ------------------------------------------------------------------ 5. deleted out of band
 
 def test_deleted_by_hand_is_absent_and_create_brings_it_back(net):
@@ -416,6 +437,41 @@ def test_delete_all_leaves_nothing_tagged_and_foreign_vpcs_untouched(net):
     assert len(revokes) == 3 and all(c.status == 200 for c in revokes)
 
 
+def test_deletes_go_by_the_read_made_just_before_them(net):
+    # The executor reads each resource right before it deletes it: delete describes nothing again.
+    found = discover(net.ctx, KINDS)
+    table = max((a for a in found if a.kind == "route_table"), key=lambda a: len(found[a].props.subnet_ids))
+    nat = next(a for a in found if a.kind == "nat_gateway")
+    expected = [
+        (table, ["DisassociateRouteTable"] * len(found[table].props.subnet_ids) + ["DeleteRouteTable"]),
+        (Address("security_group", "db"), ["RevokeSecurityGroupIngress", "DeleteSecurityGroup"]),   # db → app
+        (nat, ["DeleteNatGateway"]),
+        (Address("internet_gateway", "main"), ["DetachInternetGateway", "DeleteInternetGateway"]),
+    ]
+    for address, calls in expected:
+        net.aws.log.clear()
+        by_kind(address.kind).delete(net.ctx, found[address])
+        assert [c.action for c in net.aws.log.snapshot()] == calls, address
+        assert all(c.status < 300 for c in net.aws.log.snapshot()), address
+        assert by_kind(address.kind).read(net.ctx, found[address].id) is None, address
+
+
+def test_a_gateway_detached_since_it_was_read_is_deleted_all_the_same(net):
+    # What a retry meets when the detach went through but its reply was lost.
+    found = discover(net.ctx, KINDS)
+    gateway = found[Address("internet_gateway", "main")]
+    nat = next(o for a, o in found.items() if a.kind == "nat_gateway")     # it holds a public address
+    by_kind("nat_gateway").delete(net.ctx, nat)
+    by_kind("nat_gateway").wait(net.ctx, nat.id, "gone")
+    ec2 = net.aws.client("ec2")
+    ec2.detach_internet_gateway(InternetGatewayId=gateway.id, VpcId=gateway.props.vpc_id)
+    net.aws.log.clear()
+    by_kind("internet_gateway").delete(net.ctx, gateway)
+    assert [(c.action, c.status < 300) for c in net.aws.log.snapshot()] == [
+        ("DetachInternetGateway", False), ("DescribeInternetGateways", True), ("DeleteInternetGateway", True)]
+    assert by_kind("internet_gateway").read(net.ctx, gateway.id) is None
+
+
 def test_destroy_without_a_spec_follows_the_kinds_uses(aws, ctx, tmp_path):
     """Destroy of an environment whose spec is gone: the order between kinds comes from each
     kind's `uses`. Groups that refer to each other are one kind: a group still referred to (and
@@ -467,7 +523,12 @@ def test_create_again_adopts_what_carries_our_address(net):
     outputs = outputs_of(net.created)
     for node in net.graph:
         assert by_kind(node.kind).create(net.ctx, resolved(node, outputs)) == net.created[node.address].id
-    assert net.aws.log.mutating() == []
+    # Subnets and security groups are created first: their taken CIDR or name is refused, changing
+    # nothing, and the one found is adopted. The other kinds look first and make no call at all.
+    refused = Counter(c.action for c in net.aws.log.mutating() if c.status == 400)
+    assert [c for c in net.aws.log.mutating() if c.status != 400] == []
+    kinds = Counter(node.kind for node in net.graph)
+    assert refused == {"CreateSubnet": kinds["subnet"], "CreateSecurityGroup": kinds["security_group"]}
     assert len(net.aws.client("ec2").describe_vpcs(Filters=net.ctx.scope_filters())["Vpcs"]) == 1
 
 

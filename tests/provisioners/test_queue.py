@@ -184,6 +184,20 @@ def test_access_policy_for_every_kind_of_sender(aws, tmp_path):
     assert "Policy" not in aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
 
+def test_a_queue_with_senders_is_made_with_its_policy_in_one_call(aws, tmp_path):
+    # The policy names the queue's own ARN, known before the queue exists: no second write.
+    graph = graph_from_yaml(tmp_path, SPEC)
+    ctx = make_ctx(aws)
+    ctx.aws.account_id()                       # known before any create (the account guard asks)
+    queue = by_kind("queue")
+    aws.log.clear()
+    observed = queue.wait(ctx, queue.create(ctx, graph[IMPORTS]), "ready")
+    assert [c.action for c in aws.log.snapshot()] == ["GetQueueUrl", "CreateQueue", "GetQueueAttributes",
+                                                      "ListQueueTags"]
+    assert observed.props.allow_from == (("events", "acme-qa-nightly-import"),)
+    assert queue.diff(graph[IMPORTS].props, observed) == []
+
+
 def test_update_of_one_attribute_keeps_the_policy(aws, tmp_path):
     """moto's set_queue_attributes erases Policy when it is not sent (MOTO-NOTES §6): an update
     that sent only the changed attribute would lose it here, so this proves the full set is sent."""
@@ -224,6 +238,23 @@ def test_fifo_queue_round_trip(aws, tmp_path):
     found = discover(ctx, KINDS)
     assert sorted(found) == [Address("queue", "orders"), Address("queue", "orders-dlq")]
     assert diff_all(graph, found) == {}
+
+
+def test_discovery_reads_each_queue_once_with_the_url_sqs_gives(aws, tmp_path):
+    graph = graph_from_yaml(tmp_path, SPEC)
+    ctx = make_ctx(aws)
+    created = create_all(ctx, graph)
+    sqs = aws.client("sqs")
+    # Tagged as ours under a name ListQueues(prefix) does not show: its URL is looked up alone.
+    stray = sqs.create_queue(QueueName="stray", tags={"envctl:project": "acme", "envctl:environment": "qa",
+                                                      "envctl:resource": "queue/stray"})["QueueUrl"]
+    aws.log.clear()
+    found = discover(ctx, ["queue"])
+    assert {a: o.id for a, o in found.items()} == {
+        **{a: created[a].id for a in (WORK, DLQ, IMPORTS)}, Address("queue", "stray"): stray}
+    assert aws.log.count("ListQueues") == 1
+    assert aws.log.count("GetQueueUrl") == 1                     # the stray queue's only
+    assert aws.log.count("GetQueueAttributes") == 4 and aws.log.count("ListQueueTags") == 0
 
 
 def test_create_adopts_our_existing_queue(aws, tmp_path):

@@ -389,8 +389,7 @@ def test_ready_waits_through_modifying_and_pending_values(stubbed):
         # Right after modify_db_instance AWS may still say "available", with the change pending.
         stub.add_response("describe_db_instances", _db("available", {"DBInstanceClass": "db.t3.small"}))
         stub.add_response("describe_db_instances", _db("modifying"))
-        stub.add_response("describe_db_instances", _db("available"))
-        stub.add_response("describe_db_instances", _db("available"))           # the read after the wait
+        stub.add_response("describe_db_instances", _db("available"))           # read on from it
         observed = by_kind("db_instance").wait(ctx, "acme-qa-main", "ready")
         stub.assert_no_pending_responses()
     assert observed.props.instance_class == "db.t3.small"

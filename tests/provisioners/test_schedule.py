@@ -155,6 +155,49 @@ def test_expression_and_description_changes_are_updates(aws, tmp_path):
     assert diff_all(graph, discover(ctx, KINDS)) == {}
 
 
+class _ScanHoldingRules:
+    """The session of `ctx`, but with a tag scan that holds EventBridge rules as AWS's does
+    (moto's scan has none): `rules` are the (ARN, tags) it answers for "events"."""
+
+    def __init__(self, session, rules):
+        self.session, self.rules, self.region = session, rules, session.region
+
+    def client(self, service):
+        return self.session.client(service)
+
+    def account_id(self):
+        return self.session.account_id()
+
+    def tagged_arns(self, resource_type):
+        return list(self.rules) if resource_type == "events" else self.session.tagged_arns(resource_type)
+
+    def forget_tagged(self):
+        self.session.forget_tagged()
+
+
+def test_discovery_takes_rule_tags_from_the_scan_and_reads_the_others(aws, tmp_path):
+    graph = graph_from_yaml(tmp_path, SPEC)
+    ctx = make_ctx(aws)
+    create_all(ctx, graph)
+    events = aws.client("events")
+    events.put_rule(Name="acme-qa-nightly-import-copy", ScheduleExpression="rate(1 day)")   # our prefix, untagged
+
+    # moto's scan holds no rule: each rule listed has its tags read.
+    aws.log.clear()
+    assert sorted(discover(ctx, ["schedule"])) == [NIGHTLY]
+    assert [c.service for c in aws.log.snapshot() if c.action == "ListTagsForResource"] == ["events", "events"]
+
+    # AWS's scan holds ours: only the rule it does not hold has its tags read.
+    ours = [(RULE_ARN, {t["Key"]: t["Value"] for t in events.list_tags_for_resource(ResourceARN=RULE_ARN)["Tags"]})]
+    ctx.aws = _ScanHoldingRules(ctx.aws, ours)
+    aws.log.clear()
+    found = discover(ctx, KINDS)
+    assert found[NIGHTLY].tags == ours[0][1]
+    assert diff_all(graph, found) == {}
+    assert [c.service for c in aws.log.snapshot() if c.action == "ListTagsForResource"] == ["events"]
+    assert aws.log.count("ListTargetsByRule") == 1
+
+
 def test_create_adopts_our_existing_rule(aws, tmp_path):
     graph = graph_from_yaml(tmp_path, SPEC)
     ctx = make_ctx(aws)
@@ -174,6 +217,26 @@ def test_create_refuses_a_rule_that_is_not_ours(aws, tmp_path):
     # put_rule is an upsert: it must not have been called on someone else's rule.
     assert aws.log.mutating() == []
     assert events.describe_rule(Name="acme-qa-nightly-import")["ScheduleExpression"] == "rate(7 days)"
+
+
+def test_delete_removes_the_targets_it_read_and_those_put_since(aws, tmp_path):
+    graph = graph_from_yaml(tmp_path, SPEC)
+    ctx = make_ctx(aws)
+    first, second = create_all(ctx, graph)[NIGHTLY], create_all(make_ctx(aws, environment="dev"), graph_from_yaml(
+        tmp_path, SPEC, env="dev"))[Address("schedule", "nightly-import")]
+    events = aws.client("events")
+    # As read just before: its targets are known, nothing is listed again.
+    aws.log.clear()
+    by_kind("schedule").delete(ctx, first)
+    assert [c.action for c in aws.log.snapshot()] == ["RemoveTargets", "DeleteRule"]
+    # A target put after the read: the rule is refused, then its targets are listed afresh.
+    events.put_targets(Rule=second.id, Targets=[{"Id": "extra", "Arn": second.props.targets[0].arn}])
+    aws.log.clear()
+    by_kind("schedule").delete(make_ctx(aws, environment="dev"), second)
+    assert [(c.action, c.status) for c in aws.log.snapshot()] == [
+        ("RemoveTargets", 200), ("DeleteRule", 400), ("ListTargetsByRule", 200), ("RemoveTargets", 200),
+        ("DeleteRule", 200)]
+    assert events.list_rules(NamePrefix="acme-")["Rules"] == []
 
 
 def test_delete_of_a_missing_rule_succeeds(aws, tmp_path):

@@ -192,13 +192,28 @@ def test_encryption_drift_is_seen_and_repaired_by_update_table(aws, tmp_path):
     assert [c.action for c in aws.log.mutating()] == ["UpdateTable"]
 
 
+def test_create_and_read_back_make_each_call_once(aws, tmp_path):
+    # CreateTable answers ACTIVE on moto: no describe before the TTL; the describe that finds
+    # the table ACTIVE after it is also the read's.
+    graph = graph_from_yaml(tmp_path, SPEC)
+    ctx = make_ctx(aws)
+    table = by_kind("table")
+    aws.log.clear()
+    observed = table.wait(ctx, table.create(ctx, graph[SESSIONS]), "ready")
+    assert [c.action for c in aws.log.snapshot()] == ["CreateTable", "UpdateTimeToLive", "DescribeTable",
+                                                      "ListTagsOfResource", "DescribeTimeToLive",
+                                                      "DescribeContinuousBackups"]
+    assert observed.props.ttl_attribute == "expires_at" and table.diff(graph[SESSIONS].props, observed) == []
+
+
 def test_create_adopts_our_existing_table(aws, tmp_path):
     graph = graph_from_yaml(tmp_path, SPEC)
     ctx = make_ctx(aws)
     create_all(ctx, graph)
     aws.log.clear()
     assert by_kind("table").create(ctx, graph[SESSIONS]) == "acme-qa-sessions"
-    assert aws.log.mutating() == []
+    # Created first: the taken name is refused (nothing changes), then the table is adopted.
+    assert [(c.action, c.status) for c in aws.log.mutating()] == [("CreateTable", 400)]
     assert aws.client("dynamodb").list_tables()["TableNames"] == ["acme-qa-sessions"]
 
 
@@ -211,7 +226,7 @@ def test_create_refuses_a_table_that_is_not_ours(aws, tmp_path):
     aws.log.clear()
     with pytest.raises(NotOurs, match="DynamoDB table acme-qa-sessions already exists"):
         by_kind("table").create(make_ctx(aws), graph[SESSIONS])
-    assert aws.log.mutating() == []
+    assert [(c.action, c.status) for c in aws.log.mutating()] == [("CreateTable", 400)]
     arn = ddb.describe_table(TableName="acme-qa-sessions")["Table"]["TableArn"]
     assert ddb.list_tags_of_resource(ResourceArn=arn)["Tags"] == []
 
@@ -276,6 +291,21 @@ def test_wait_times_out_naming_the_last_status(stubbed):
     stub.add_response("describe_table", _table("UPDATING"), {"TableName": "tbl"})
     with stub, pytest.raises(TimeoutError, match="last status: UPDATING"):
         Table()._wait_active(StubCtx(client), "tbl", timeout=0)
+
+
+def test_create_waits_for_active_before_setting_ttl(stubbed, tmp_path):
+    # AWS answers CreateTable with CREATING and refuses UpdateTimeToLive until the table is ACTIVE.
+    client, stub = stubbed
+    node = graph_from_yaml(tmp_path, SPEC)[SESSIONS]
+    stub.add_response("create_table", {"TableDescription": {"TableName": "acme-qa-sessions",
+                                                            "TableStatus": "CREATING"}})
+    stub.add_response("describe_table", _table("CREATING"))
+    stub.add_response("describe_table", _table("ACTIVE"))
+    stub.add_response("update_time_to_live", {}, {"TableName": "acme-qa-sessions", "TimeToLiveSpecification": {
+        "Enabled": True, "AttributeName": "expires_at"}})
+    with stub:
+        assert Table().create(StubCtx(client), node) == "acme-qa-sessions"
+    stub.assert_no_pending_responses()
 
 
 def test_wait_gone_polls_through_deleting(stubbed):

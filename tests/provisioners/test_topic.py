@@ -120,6 +120,43 @@ def test_lifecycle(aws, tmp_path):
     assert [t["TopicArn"] for t in sns.list_topics()["Topics"]] == [other]
 
 
+TWO_TOPICS = """\
+topics:
+  orders:
+    subscriptions: [{email: orders@example.com}]
+  alerts:
+    subscriptions: [{email: oncall@example.com}, {sms: "+358401234567"}]
+"""
+
+
+def test_discovery_lists_subscriptions_once_and_gives_each_topic_its_own(aws, tmp_path):
+    graph = graph_from_yaml(tmp_path, TWO_TOPICS)
+    ctx = make_ctx(aws)
+    create_all(ctx, graph)
+    sns = aws.client("sns")
+    # A foreign topic subscribed to one of the same endpoints, and to one of its own.
+    foreign = sns.create_topic(Name="acme-qa-orders-copy")["TopicArn"]
+    sns.subscribe(TopicArn=foreign, Protocol="email", Endpoint="oncall@example.com")
+    sns.subscribe(TopicArn=foreign, Protocol="email", Endpoint="foreign@example.com")
+
+    aws.log.clear()
+    found = discover(ctx, ["topic"])
+    assert {a.name: sorted((s.protocol, s.endpoint) for s in o.props.subscriptions) for a, o in found.items()} == {
+        "orders": [("email", "orders@example.com")],
+        "alerts": [("email", "oncall@example.com"), ("sms", "+358401234567")]}
+    assert diff_all(graph, found) == {}
+    # One listing for every topic's subscriptions; one read per topic (its attributes).
+    assert aws.log.count("ListSubscriptions") == 1 and aws.log.count("ListSubscriptionsByTopic") == 0
+    assert aws.log.count("GetTopicAttributes") == 2
+
+    # A subscription added by hand to one topic shows on that topic only.
+    orders = found[Address("topic", "orders")].id
+    sns.subscribe(TopicArn=orders, Protocol="email", Endpoint="intruder@example.com")
+    found = discover(ctx, ["topic"])
+    assert {a.name: [c.path for c in changes] for a, changes in diff_all(graph, found).items()} == {
+        "orders": ["subscriptions"]}
+
+
 def test_create_adopts_our_existing_topic(aws, tmp_path):
     graph = graph_from_yaml(tmp_path, "topics:\n  events:\n    subscriptions: [{email: ops@example.com}]\n")
     ctx = make_ctx(aws)
