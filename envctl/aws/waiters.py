@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 GONE = "gone"
+T = TypeVar("T")
 
 Fetch = Callable[[], "tuple[str, str | None] | None"]
 
@@ -78,3 +80,21 @@ def wait_until(fetch: Fetch, *, pending: Collection[str], target: Collection[str
             raise WaitTimeout(describe, timeout, status, reason, target)
         sleep(min(delay, remaining))
         delay = min(delay * 1.5, max_interval)
+
+
+def wait_for(describe_item: Callable[[], T | None], status_of: Callable[[T], tuple[str, str | None]],
+             **options: Any) -> T | None:
+    """wait_until over a describe: returns the answer whose status reached the target (None:
+    gone), so the describe that sees a resource ready is also its read, not made twice.
+
+    `describe_item()` answers the resource, or None when it does not exist (yet); `options`
+    are wait_until's.
+    """
+    last: list[T | None] = [None]
+
+    def fetch() -> tuple[str, str | None] | None:
+        item = last[0] = describe_item()
+        return None if item is None else status_of(item)
+
+    wait_until(fetch, **options)
+    return last[0]

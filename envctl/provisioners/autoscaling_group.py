@@ -19,7 +19,7 @@ from envctl.model import tags as tagging
 from envctl.model.diff import AttrChange
 from envctl.model.graph import Node
 from envctl.provisioners import _ec2
-from envctl.aws.waiters import GONE, wait_until
+from envctl.aws.waiters import GONE, wait_for, wait_until
 from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Timeouts, Value, tag_dict
 
 GROUP_TAG = "aws:autoscaling:groupName"      # AWS tags every instance of a group with its name
@@ -110,18 +110,10 @@ class AutoscalingGroup(Provisioner[AutoscalingGroupProps]):
     def wait(self, ctx, id: str, until: Literal["ready", "gone"]) -> Observed[AutoscalingGroupProps] | None:
         autoscaling = ctx.client("autoscaling")
         if until == "ready":
-            # The describe that sees it ready is also the read's (not made twice).
-            last: dict = {}
-
-            def fetch() -> tuple[str, str | None] | None:
-                group = _find_by_name(autoscaling, id)
-                if group is not None:
-                    last["group"] = group
-                return None if group is None else _capacity_of(group)
-
-            wait_until(fetch, pending={"launching", GONE}, target={"ready"}, timeout=self.timeouts.create,
-                       interval=self.poll_interval, describe=f"auto scaling group {id}")
-            return None if _deleting(last["group"]) else _observe(last["group"])
+            group = wait_for(lambda: _find_by_name(autoscaling, id), _capacity_of, pending={"launching", GONE},
+                             target={"ready"}, timeout=self.timeouts.create, interval=self.poll_interval,
+                             describe=f"auto scaling group {id}")
+            return None if _deleting(group) else _observe(group)
         ec2 = ctx.client("ec2")
         wait_until(lambda: _teardown(autoscaling, ec2, id), pending={"deleting", "terminating instances"},
                    target={GONE}, timeout=self.timeouts.delete, interval=self.poll_interval,

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from envctl.model.address import Address
 from envctl.model.diff import AttrChange, diff_props
 from envctl.model.graph import Node, has_unknown
-from envctl.aws.waiters import GONE, wait_until
+from envctl.aws.waiters import GONE, wait_for, wait_until
 from envctl.provisioners.base import (DeletionProtected, NotOurs, Observed, Props, Provisioner, Timeouts, Value,
                                       address_of, tag_dict, tag_list)
 from envctl.provisioners.db_subnet_group import set_rds_tags
@@ -180,19 +180,10 @@ class DbInstance(Provisioner[DbInstanceProps]):
     def wait(self, ctx, id: str, until: Literal["ready", "gone"]) -> Observed[DbInstanceProps] | None:
         rds = ctx.client("rds")
         if until == "ready":
-            # Right after create the id may not be visible yet: gone is pending then. The describe
-            # that sees it ready is also the read's (not made twice).
-            last: dict = {}
-
-            def fetch() -> tuple[str, str | None] | None:
-                db = _find_by_id(rds, id)
-                if db is not None:
-                    last["db"] = db
-                return None if db is None else _status_of(db)
-
-            wait_until(fetch, pending=BUSY | {"applying", GONE}, target=READY,
-                       timeout=self.timeouts.update, interval=self.poll_interval, describe=f"RDS DB instance {id}")
-            return _observe(ctx, last["db"])
+            # Right after create the id may not be visible yet: gone is pending then.
+            db = wait_for(lambda: _find_by_id(rds, id), _status_of, pending=BUSY | {"applying", GONE}, target=READY,
+                          timeout=self.timeouts.update, interval=self.poll_interval, describe=f"RDS DB instance {id}")
+            return _observe(ctx, db)
         wait_until(lambda: _status(rds, id), pending=BUSY | READY | {"applying", "deleting"}, target={GONE},
                    timeout=self.timeouts.delete, interval=self.poll_interval, describe=f"RDS DB instance {id}")
         return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl.aws import errors
-from envctl.aws.waiters import GONE, wait_until
+from envctl.aws.waiters import GONE, wait_for
 from envctl.model import package
 from envctl.model.address import Address
 from envctl.model.diff import AttrChange, diff_props
@@ -170,21 +170,17 @@ class Function(Provisioner[FunctionProps]):
         Polls `describe` (GetFunctionConfiguration unless told; GetFunction answers the
         configuration under "Configuration") and returns its last answer."""
         describe = describe or lam.get_function_configuration
-        last: dict = {}
 
-        def fetch() -> tuple[str, str | None] | None:
+        def answer() -> dict | None:
             try:
-                answer = describe(FunctionName=name)
+                return describe(FunctionName=name)
             except Exception as e:
                 if errors.is_not_found(e):
                     return None
                 raise
-            last["answer"] = answer
-            return _status(answer.get("Configuration", answer))
 
-        got = wait_until(fetch, pending={"Pending", "Updating"}, target={"Active", GONE}, timeout=timeout,
-                         describe=f"Lambda function {name}")
-        return None if got is None else last["answer"]
+        return wait_for(answer, lambda a: _status(a.get("Configuration", a)), pending={"Pending", "Updating"},
+                        target={"Active", GONE}, timeout=timeout, describe=f"Lambda function {name}")
 
     def _reconcile_permissions(self, lam: Any, arn: str, desired: tuple[tuple[str, str], ...]) -> None:
         """Read the resource policy now; remove statements not wanted, add those missing."""

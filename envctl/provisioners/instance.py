@@ -18,7 +18,7 @@ from envctl.model.diff import AttrChange, plain
 from envctl.model.graph import Node
 from envctl.provisioners import _ec2
 from envctl.provisioners._image import IMAGE_TAG, resolve_image, root_device_name, split_image_tag
-from envctl.aws.waiters import GONE, wait_until
+from envctl.aws.waiters import GONE, wait_for, wait_until
 from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Timeouts, Value, tag_dict, tag_list
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")     # shutting-down and terminated are gone
@@ -145,18 +145,9 @@ class Instance(Provisioner[InstanceProps]):
         ec2 = ctx.client("ec2")
         if until == "ready":
             # Just launched, the id may not be visible yet (eventual consistency): gone is pending.
-            # The describe that sees it running is also the read's (not made twice).
-            last: dict = {}
-
-            def fetch() -> tuple[str, str | None] | None:
-                inst = _find_by_id(ec2, id)
-                if inst is not None:
-                    last["instance"] = inst
-                return None if inst is None else _state_of(inst)
-
-            wait_until(fetch, pending={"pending", GONE}, target={"running"},
-                       timeout=self.timeouts.create, interval=self.poll_interval, describe=f"EC2 instance {id}")
-            return _observe(ec2, last["instance"], _root_volumes(ec2, [last["instance"]]))
+            inst = wait_for(lambda: _find_by_id(ec2, id), _state_of, pending={"pending", GONE}, target={"running"},
+                            timeout=self.timeouts.create, interval=self.poll_interval, describe=f"EC2 instance {id}")
+            return _observe(ec2, inst, _root_volumes(ec2, [inst]))
         # read() treats shutting-down as gone, but the subnet and groups are free only once terminated.
         wait_until(lambda: _state(ec2, id), pending={"shutting-down", "stopping", "stopped", "running", "pending"},
                    target={"terminated", GONE}, timeout=self.timeouts.delete, interval=self.poll_interval,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from envctl.aws.waiters import GONE, wait_until
+from envctl.aws.waiters import GONE, wait_for, wait_until
 from envctl.model.diff import AttrChange
 from envctl.model.graph import Node
 from envctl.provisioners import _ec2
@@ -88,18 +88,10 @@ class NatGateway(Provisioner[NatGatewayProps]):
         ec2 = ctx.client("ec2")
         if until == "ready":
             # Right after create, AWS may not list the gateway yet: not there is still pending.
-            # The describe that sees it available is also the read's (not made twice).
-            last: dict = {}
-
-            def fetch() -> tuple[str, str | None] | None:
-                gateway = _find_by_id(ec2, id)
-                if gateway is not None:
-                    last["gateway"] = gateway
-                return None if gateway is None else _status_of(gateway)
-
-            wait_until(fetch, pending={"pending", GONE}, target={"available"},
-                       timeout=self.timeouts.create, interval=POLL_INTERVAL, describe=f"NAT gateway {id}")
-            return _observe(last["gateway"])
+            gateway = wait_for(lambda: _find_by_id(ec2, id), _status_of, pending={"pending", GONE},
+                               target={"available"}, timeout=self.timeouts.create, interval=POLL_INTERVAL,
+                               describe=f"NAT gateway {id}")
+            return _observe(gateway)
         # Until `deleted`: a deleting gateway still holds its EIP and a public IP in the VPC.
         wait_until(lambda: _status(ec2, id, ended=ENDED), pending={"deleting", "available", "pending"},
                    target={GONE}, timeout=self.timeouts.delete, interval=POLL_INTERVAL,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from envctl.model.address import Address
 from envctl.model.graph import Node
-from envctl.aws.waiters import GONE, wait_until
+from envctl.aws.waiters import GONE, wait_for, wait_until
 from envctl.provisioners.base import (DeletionProtected, NotOurs, Observed, Props, Provisioner, Timeouts, address_of, tag_changes,
                                       tag_dict, tag_list)
 
@@ -199,18 +199,8 @@ class Table(Provisioner[TableProps]):
 
     def _wait_active(self, ctx, name: str, timeout: float) -> dict:
         """Until the table is ACTIVE (its encryption settled too); its last DescribeTable answer."""
-        last: dict = {}
-
-        def fetch() -> tuple[str, str | None] | None:
-            table = _describe(ctx, name)
-            if table is None:
-                return None
-            last["table"] = table
-            return _status_of(table)
-
-        wait_until(fetch, pending={"CREATING", "UPDATING"}, target={"ACTIVE"},
-                   timeout=timeout, interval=self.poll_interval, describe=f"DynamoDB table {name}")
-        return last["table"]
+        return wait_for(lambda: _describe(ctx, name), _status_of, pending={"CREATING", "UPDATING"}, target={"ACTIVE"},
+                        timeout=timeout, interval=self.poll_interval, describe=f"DynamoDB table {name}")
 
 
 def _props(table: dict, ttl: dict, backups: dict) -> TableProps:

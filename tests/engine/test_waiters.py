@@ -6,7 +6,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from envctl.aws.waiters import WaitFailed, WaitTimeout, wait_until
+from envctl.aws.waiters import GONE, WaitFailed, WaitTimeout, wait_for, wait_until
 
 
 class Clock:
@@ -145,3 +145,21 @@ def test_nat_gateway_deleted():
                             {"NatGatewayId": "nat-1", "State": "deleted"})
     assert wait(lambda: nat_status(ec2, "nat-1"), Clock(), pending={"deleting"}, target={"gone"}) is None
     stub.assert_no_pending_responses()
+
+
+def test_wait_for_returns_the_answer_that_reached_the_target_so_nothing_reads_it_again():
+    clock = Clock()
+    answers = scripted(None, {"id": "nat-1", "State": "pending"}, {"id": "nat-1", "State": "available", "n": 3})
+
+    got = wait_for(answers, lambda a: (a["State"], None), pending={"pending", GONE}, target={"available"},
+                   timeout=60, sleep=clock.sleep, clock=clock)
+
+    assert got == {"id": "nat-1", "State": "available", "n": 3}
+    assert len(clock.sleeps) == 2
+
+
+def test_wait_for_a_resource_that_goes_away_returns_none():
+    clock = Clock()
+    got = wait_for(scripted({"State": "Pending"}, None), lambda a: (a["State"], None), pending={"Pending"},
+                   target={"Active", GONE}, timeout=60, sleep=clock.sleep, clock=clock)
+    assert got is None
