@@ -40,6 +40,11 @@ REPEATABLE = frozenset({("dynamodb", "PutItem"), ("dynamodb", "UpdateItem"), ("d
 _LOADER = botocore.loaders.create_loader()
 
 
+# The tag scan's largest pages: a page ends at 100 resources or 500 tags, whichever comes first
+# (the defaults, 50 and 100, end a page of envctl's resources, 6-10 tags each, at about 15).
+TAG_SCAN_PAGES = {"TagsPerPage": 500, "PaginationConfig": {"PageSize": 100}}
+
+
 class AwsAccessError(Exception):
     """AWS cannot be reached or refuses us: one sentence, for the user."""
 
@@ -182,7 +187,8 @@ class AwsSession:
         out: dict[str, list] = {}
         paginator = self.client("resourcegroupstaggingapi").get_paginator("get_resources")
         for page in paginator.paginate(TagFilters=[{"Key": tagging.PROJECT, "Values": [project]},
-                                                   {"Key": tagging.ENVIRONMENT, "Values": [environment]}]):
+                                                   {"Key": tagging.ENVIRONMENT, "Values": [environment]}],
+                                       **TAG_SCAN_PAGES):
             for item in page.get("ResourceTagMappingList", []):
                 arn = item["ResourceARN"]
                 service = arn.split(":")[2]

@@ -111,12 +111,13 @@ def environments(session, *, parallelism: int = 8) -> list[EnvironmentSummary]:
     Scaling tag filters for what it does not cover); each one is then observed in full, so
     the counts are exact.
     """
+    from envctl.aws.session import TAG_SCAN_PAGES
     from envctl.model import tags as tagging
     from envctl.provisioners.base import Ctx
 
     scopes: set[tuple[str, str]] = set()
     paginator = session.client("resourcegroupstaggingapi").get_paginator("get_resources")
-    for page in paginator.paginate(TagFilters=[{"Key": tagging.ENVIRONMENT}]):
+    for page in paginator.paginate(TagFilters=[{"Key": tagging.ENVIRONMENT}], **TAG_SCAN_PAGES):
         for item in page.get("ResourceTagMappingList", []):
             tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
             if tagging.PROJECT in tags:
