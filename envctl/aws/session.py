@@ -40,9 +40,10 @@ REPEATABLE = frozenset({("dynamodb", "PutItem"), ("dynamodb", "UpdateItem"), ("d
 _LOADER = botocore.loaders.create_loader()
 
 
-# The tag scan's largest pages: a page ends at 100 resources or 500 tags, whichever comes first
-# (the defaults, 50 and 100, end a page of envctl's resources, 6-10 tags each, at about 15).
-TAG_SCAN_PAGES = {"TagsPerPage": 500, "PaginationConfig": {"PageSize": 100}}
+# The tag scan's largest pages by tags: the default, 100 tags, ends a page of envctl's resources
+# (6-10 tags each) at about 15; 500, the most AWS allows, at about 50 (moto's default page size).
+# Not ResourcesPerPage as well: AWS takes one of the two limits in a request, not both.
+TAG_SCAN_PAGES = {"TagsPerPage": 500}
 
 
 class AwsAccessError(Exception):
