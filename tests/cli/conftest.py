@@ -17,6 +17,26 @@ from click.testing import CliRunner
 
 from envctl.cli import run_command_line
 
+# Small specs that several test files build on: cheap kinds only, the account the sandbox answers.
+QUEUE_AND_TOPIC = """\
+project: acme
+region: eu-north-1
+account: "123456789012"
+queues:
+  work: {}
+topics:
+  alarms: {}
+"""
+THREE_QUEUES = """\
+project: acme
+region: eu-north-1
+account: "123456789012"
+queues:
+  work-units: {}
+  imports: {}
+  exports: {}
+"""
+
 # The network and security groups of specs/base.yaml: what issue 3 builds.
 NETWORK_BASE = """\
 project: acme

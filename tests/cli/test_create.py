@@ -6,7 +6,7 @@ import pytest
 
 from envctl.engine import executor
 from envctl.engine.events import Done
-from tests.cli.conftest import NETWORK_BASE, timeless
+from tests.cli.conftest import NETWORK_BASE, QUEUE_AND_TOPIC, timeless
 
 ENVCTL_TAGS = ("envctl:project", "envctl:environment", "envctl:resource")
 NOT_INTERACTIVE = ("error: not running on a terminal (or CI is set), so envctl will not prompt: "
@@ -344,15 +344,6 @@ def test_an_interrupted_create_is_finished_by_the_next_one(aws, envctl, network_
 
 # ------------------------------------------------------------------ lifecycle tags follow the spec
 
-LIFECYCLE_BASE = """\
-project: acme
-region: eu-north-1
-account: "123456789012"
-queues:
-  work: {}
-topics:
-  alarms: {}
-"""
 
 
 def lifecycle_tags(aws) -> dict[str, dict[str, str]]:
@@ -372,10 +363,10 @@ def tag_calls(aws) -> list[str]:
 
 
 def test_a_spec_no_longer_protected_takes_the_protected_tag_off(aws, envctl, write_spec):
-    write_spec("qa.yaml", LIFECYCLE_BASE + "protected: true\n")
+    write_spec("qa.yaml", QUEUE_AND_TOPIC + "protected: true\n")
     assert envctl("create", "qa", "--yes").code == 0
     assert lifecycle_tags(aws) == {a: {"envctl:protected": "true"} for a in ("queue/work", "topic/alarms")}
-    write_spec("qa.yaml", LIFECYCLE_BASE)
+    write_spec("qa.yaml", QUEUE_AND_TOPIC)
     assert envctl("diff", "qa").code == 0                   # a lifecycle tag is not a change of the spec's
     aws.log.clear()
 
@@ -392,12 +383,12 @@ def test_a_spec_no_longer_protected_takes_the_protected_tag_off(aws, envctl, wri
 
 
 def test_an_updated_resource_loses_the_protected_tag_in_the_same_run(aws, envctl, write_spec):
-    write_spec("qa.yaml", LIFECYCLE_BASE + "protected: true\n")
+    write_spec("qa.yaml", QUEUE_AND_TOPIC + "protected: true\n")
     assert envctl("create", "qa", "--yes").code == 0
     sqs = aws.client("sqs")
     url = sqs.get_queue_url(QueueName="acme-qa-work")["QueueUrl"]
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "99"})      # drift: an UPDATE
-    write_spec("qa.yaml", LIFECYCLE_BASE)
+    write_spec("qa.yaml", QUEUE_AND_TOPIC)
 
     result = envctl("create", "qa", "--yes")
 
@@ -410,10 +401,10 @@ def test_an_updated_resource_loses_the_protected_tag_in_the_same_run(aws, envctl
 
 
 def test_a_ttl_removed_from_the_spec_takes_the_expiry_off(aws, envctl, write_spec):
-    write_spec("qa.yaml", LIFECYCLE_BASE + "ttl: 3d\n")
+    write_spec("qa.yaml", QUEUE_AND_TOPIC + "ttl: 3d\n")
     assert envctl("create", "qa", "--yes").code == 0
     assert all("envctl:expires" in tags for tags in lifecycle_tags(aws).values())
-    write_spec("qa.yaml", LIFECYCLE_BASE)
+    write_spec("qa.yaml", QUEUE_AND_TOPIC)
     aws.log.clear()
 
     result = envctl("create", "qa", "--yes")
@@ -430,9 +421,9 @@ def test_a_ttl_removed_from_the_spec_takes_the_expiry_off(aws, envctl, write_spe
 
 
 def test_an_environment_made_protected_trades_its_expiry_for_the_protected_tag(aws, envctl, write_spec):
-    write_spec("qa.yaml", LIFECYCLE_BASE + "ttl: 3d\n")
+    write_spec("qa.yaml", QUEUE_AND_TOPIC + "ttl: 3d\n")
     assert envctl("create", "qa", "--yes").code == 0
-    write_spec("qa.yaml", LIFECYCLE_BASE + "protected: true\n")
+    write_spec("qa.yaml", QUEUE_AND_TOPIC + "protected: true\n")
 
     result = envctl("create", "qa", "--yes")
 

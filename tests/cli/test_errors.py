@@ -17,16 +17,9 @@ import pytest
 from envctl.cli.app import App
 from envctl.sandbox.middleware import AwsRequest, Layer, chain, error_response
 from envctl.sandbox.server import EmulatedAws
+from tests.cli.conftest import THREE_QUEUES
 
-QA = """\
-project: acme
-region: eu-north-1
-account: "123456789012"
-queues:
-  work-units: {}
-  imports: {}
-  exports: {}
-"""
+QA = THREE_QUEUES
 DENIED = ("User: arn:aws:iam::123456789012:user/ci is not authorized to perform: sqs:CreateQueue on resource: "
           "arn:aws:sqs:eu-north-1:123456789012:acme-qa-imports because no identity-based policy allows the "
           "sqs:CreateQueue action")

@@ -24,17 +24,10 @@ import pytest
 from envctl.engine.lock import EnvironmentLock, read
 from envctl.sandbox.middleware import Layer, chain
 from envctl.sandbox.server import EmulatedAws
+from tests.cli.conftest import THREE_QUEUES
 from tests.conftest import REGION
 
-QA = """\
-project: acme
-region: eu-north-1
-account: "123456789012"
-queues:
-  work-units: {}
-  imports: {}
-  exports: {}
-"""
+QA = THREE_QUEUES
 NOT_INTERACTIVE = ("error: not running on a terminal (or CI is set), so envctl will not prompt: "
                    "pass --yes to go ahead\n")
 

@@ -12,20 +12,13 @@ import json
 import pytest
 
 from envctl.cli.reap import parse_time
+from tests.cli.conftest import QUEUE_AND_TOPIC
 
 T0 = datetime.datetime(2030, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
 DAY = datetime.timedelta(days=1)
 
-BASE = """\
-project: acme
-region: eu-north-1
-account: "123456789012"
-queues:
-  work: {}
-topics:
-  alarms: {}
-"""
+BASE = QUEUE_AND_TOPIC
 NOT_INTERACTIVE = ("error: not running on a terminal (or CI is set), so envctl will not prompt: "
                    "pass --yes to go ahead\n")
 
