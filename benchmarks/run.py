@@ -94,11 +94,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="envctl-bench-"))
 
     def env(self, trace: Path | None = None) -> dict[str, str]:
-        # PYTHONDONTWRITEBYTECODE off: an installed envctl runs from compiled bytecode (pip
-        # compiles on install; Python writes it on first import), and compiling envctl's source
-        # on every start would add ~0.2 s that no user pays. compile_bytecode() runs first.
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("ENVCTL_", "AWS_")) and k != "PYTHONDONTWRITEBYTECODE"}
+        env = user_env(drop=("ENVCTL_", "AWS_"))
         env.update(AWS_ENDPOINT_URL=self.aws.endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                    AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
                    AWS_EC2_METADATA_DISABLED="true", NO_COLOR="1", COLUMNS="100")
@@ -148,6 +144,14 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def user_env(drop: tuple[str, ...]) -> dict[str, str]:
+    """This process's environment without the variables starting with `drop`, and with bytecode
+    on: an installed envctl runs from compiled bytecode (pip compiles on install; Python writes
+    it on first import), and compiling envctl's source on every start would add ~0.2 s that no
+    user pays. compile_bytecode() runs first."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop) and k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def compile_bytecode() -> None:
     """Compile envctl's and the benchmark's modules, as installing envctl would."""
     import compileall
@@ -190,7 +194,7 @@ def startup_times(specs: Path, repeat: int) -> dict:
     """
     script = Path(sys.executable).with_name("envctl")
     base = [str(script)] if script.exists() else [sys.executable, "-m", "envctl"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENVCTL_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env = user_env(drop=("ENVCTL_",))
     out = {}
     for name, args in (("envctl --help", ["--help"]),
                        ("envctl validate (example specs)", ["--specs", str(ROOT / "specs"), "validate"]),

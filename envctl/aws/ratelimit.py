@@ -73,7 +73,6 @@ class TokenBucket:
         self._clock, self._sleep = clock, sleep
         self._last = self._grown = clock()
         self._lock = threading.Lock()
-        self.waited_s = 0.0          # how long callers slept here, in all
 
     def take(self) -> float:
         """Take one token, sleeping until it is there; returns the seconds slept."""
@@ -81,7 +80,6 @@ class TokenBucket:
             self._refill()
             self._tokens -= 1
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-            self.waited_s += wait
         if wait > 0:
             self._sleep(wait)
         return wait
@@ -130,10 +128,6 @@ class RateLimiter:
                 b = self._buckets[key] = TokenBucket(limit_for(service, action, self._is_read(action)),
                                                      clock=self._clock, sleep=self._sleep)
             return b
-
-    def waited_s(self) -> float:
-        with self._lock:
-            return sum(b.waited_s for b in self._buckets.values())
 
     def handlers(self, service: str) -> tuple[Callable, Callable]:
         """botocore handlers for one client whose signing name is `service`."""

@@ -98,9 +98,10 @@ class Bucket(Provisioner[BucketProps]):
                 raise
 
         # Every setting of every bucket side by side: a bucket costs one call's time, not six.
-        answers = iter(ctx.map(read, [setting for name, _, _ in ours for setting in _settings(s3, name)]))
-        for name, tags, address in ours:
-            settings = [next(answers) for _ in range(SETTINGS)]
+        reads = [_settings(s3, name) for name, _, _ in ours]
+        answers = iter(ctx.map(read, [setting for settings in reads for setting in settings]))
+        for (name, tags, address), bucket_reads in zip(ours, reads):
+            settings = [next(answers) for _ in bucket_reads]
             if _GONE not in settings:
                 yield Observed(address=address, id=name, props=_props(name, *settings), tags=dict(tags),
                                outputs=bucket_outputs(name, ctx.region))
@@ -276,8 +277,7 @@ def _settings(s3: Any, name: str) -> tuple[Callable[[], Any], ...]:
             partial(s3.get_bucket_notification_configuration, Bucket=name))
 
 
-SETTINGS = 6          # len(_settings(…))
-_GONE = object()
+_GONE = object()      # a setting's read found the bucket gone
 
 
 def _read_props(s3: Any, name: str) -> BucketProps:

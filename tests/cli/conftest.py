@@ -37,6 +37,23 @@ queues:
   exports: {}
 """
 
+# One public subnet and a security group: the smallest network (write_spec dedents it).
+SMALL_NETWORK = """\
+    project: acme
+    region: eu-north-1
+    account: "123456789012"
+    network:
+      cidr: 10.40.0.0/16
+      zones: 1
+      nat: none
+      tiers:
+        public: {prefix: 24, internet: true}
+    security_groups:
+      web:
+        ingress:
+          - {port: 443, from: 0.0.0.0/0}
+    """
+
 # The network and security groups of specs/base.yaml: what issue 3 builds.
 NETWORK_BASE = """\
 project: acme

@@ -6,7 +6,7 @@ import pytest
 
 from envctl.engine import executor
 from envctl.engine.events import Done
-from tests.cli.conftest import NETWORK_BASE, QUEUE_AND_TOPIC, timeless
+from tests.cli.conftest import NETWORK_BASE, QUEUE_AND_TOPIC, SMALL_NETWORK, timeless
 
 ENVCTL_TAGS = ("envctl:project", "envctl:environment", "envctl:resource")
 NOT_INTERACTIVE = ("error: not running on a terminal (or CI is set), so envctl will not prompt: "
@@ -121,25 +121,10 @@ def test_a_spec_pinning_another_account_is_refused_before_any_other_call(aws, en
 
 # ------------------------------------------------------------------ output
 
-SMALL = """\
-    project: acme
-    region: eu-north-1
-    account: "123456789012"
-    network:
-      cidr: 10.40.0.0/16
-      zones: 1
-      nat: none
-      tiers:
-        public: {prefix: 24, internet: true}
-    security_groups:
-      web:
-        ingress:
-          - {port: 443, from: 0.0.0.0/0}
-    """
 
 
 def test_create_shows_the_plan_then_each_resource_then_a_summary(aws, envctl, write_spec):
-    write_spec("qa.yaml", SMALL)
+    write_spec("qa.yaml", SMALL_NETWORK)
 
     result = envctl("create", "qa", "--yes", "--parallelism", "1")
 
@@ -178,7 +163,7 @@ Done: 5 created in …s.
 
 
 def test_quiet_create_prints_nothing_when_all_went_well(aws, envctl, write_spec):
-    write_spec("qa.yaml", SMALL)
+    write_spec("qa.yaml", SMALL_NETWORK)
 
     result = envctl("-q", "create", "qa", "--yes")
 

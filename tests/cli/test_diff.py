@@ -10,25 +10,10 @@ import json
 
 import pytest
 
-from tests.cli.conftest import NETWORK_BASE
+from tests.cli.conftest import NETWORK_BASE, SMALL_NETWORK
 
 HEADER = "acme/qa · eu-north-1 · account 123456789012\n\n"
 
-SMALL = """\
-    project: acme
-    region: eu-north-1
-    account: "123456789012"
-    network:
-      cidr: 10.40.0.0/16
-      zones: 1
-      nat: none
-      tiers:
-        public: {prefix: 24, internet: true}
-    security_groups:
-      web:
-        ingress:
-          - {port: 443, from: 0.0.0.0/0}
-    """
 
 
 @pytest.fixture
@@ -50,7 +35,7 @@ def ec2_of(aws, describe: str, key: str, address: str) -> dict:
 # ------------------------------------------------------------------ creating
 
 def test_diff_of_a_new_environment_lists_what_create_makes(aws, envctl, write_spec):
-    write_spec("qa.yaml", SMALL)
+    write_spec("qa.yaml", SMALL_NETWORK)
 
     result = envctl("diff", "qa")
 
@@ -69,7 +54,7 @@ Plan: 5 to create, 0 to update, 0 to replace, 0 to delete; 0 unchanged.
 
 
 def test_verbose_diff_shows_every_attribute_and_what_is_known_only_after_create(aws, envctl, write_spec):
-    write_spec("qa.yaml", SMALL)
+    write_spec("qa.yaml", SMALL_NETWORK)
 
     result = envctl("-v", "diff", "qa")
 
@@ -109,7 +94,7 @@ Plan: 5 to create, 0 to update, 0 to replace, 0 to delete; 0 unchanged.
 
 
 def test_diff_json_is_the_documented_plan(aws, envctl, write_spec):
-    write_spec("qa.yaml", SMALL)
+    write_spec("qa.yaml", SMALL_NETWORK)
 
     result = envctl("diff", "qa", "--json")
 

@@ -5,21 +5,11 @@ import json
 
 import pytest
 
-SPEC = """\
-    project: acme
-    region: eu-north-1
-    account: "123456789012"
-    network:
-      cidr: 10.40.0.0/16
-      zones: 1
-      nat: none
-      tiers:
-        public: {prefix: 24, internet: true}
-    security_groups:
-      web:
-        ingress:
-          - {port: 443, from: 0.0.0.0/0}
-    queues:
+from tests.cli.conftest import SMALL_NETWORK
+
+# SMALL_NETWORK ends in the indent that write_spec takes off: the queues continue it.
+SPEC = SMALL_NETWORK + """\
+queues:
       work-units: {}
     """
 
