@@ -98,7 +98,6 @@ def run_destroy(app: App, project: str, env: str, spec, *, yes: bool, force: boo
     before deleting anything (protected, not confirmed, the lock held by another run)."""
     from envctl.cli.run import apply
     from envctl.cli.workflow import NothingLeft, Planned, header, observe_scope, recheck
-    from envctl.model.graph import Graph
     from envctl.plan.planner import destroy_plan
     from envctl.render.plan import render_plan
 
@@ -115,7 +114,7 @@ def run_destroy(app: App, project: str, env: str, spec, *, yes: bool, force: boo
     ctx.force = force
     ctx.final_snapshot = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M") if protected \
         else None
-    planned = Planned(spec, session, ctx, Graph(), observed, plan)
+    planned = Planned(spec, session, ctx, delete_graph(spec), observed, plan)
     try:
         with app.lock(ctx, "destroy", lock_timeout) as lock:
             if lock.waited:         # another run held it: the environment may have changed since the plan
@@ -124,7 +123,7 @@ def run_destroy(app: App, project: str, env: str, spec, *, yes: bool, force: boo
             result = apply(app, planned, parallelism)
     except NothingLeft as e:        # another run destroyed it meanwhile
         return Destroyed(session, e.planned.plan, None, {})
-    _, _, left = observe_scope(app, project, env, spec, region=session.region)
+    _, _, left = observe_scope(app, project, env, spec, session=session)
     if left:
         app.err.print(f"[bold red]{len(left)} resource(s) left:[/]")
         width = max(len(str(address)) for address in left)
@@ -135,13 +134,29 @@ def run_destroy(app: App, project: str, env: str, spec, *, yes: bool, force: boo
     return Destroyed(session, planned.plan, result, dict(left))
 
 
+def delete_graph(spec):
+    """What the executor orders deletes by: the spec's graph, reversed (a user goes before what it
+    refers to, and no other wait: a role's delete does not wait for every alarm, as the kinds'
+    static table would make it). Without a spec (destroy --project), the static table alone.
+
+    Live resources the spec does not name (left from an older spec) are ordered by the kinds'
+    table against everything. A spec changed since the environment was built can miss a live
+    reference: AWS then refuses the delete for a while (DependencyViolation and the like), and
+    the executor retries it until the user is gone.
+    """
+    from envctl.expand import expand
+    from envctl.model.graph import Graph
+
+    return expand(spec) if spec is not None else Graph()
+
+
 def _planned_again(app: App, planned, *, protected: bool, force: bool):
     """The destroy plan made again, from what is live now (after waiting for the lock)."""
     from envctl.cli.workflow import Planned, observe_scope
     from envctl.plan.planner import destroy_plan
 
     project, env = planned.ctx.project, planned.ctx.environment
-    _, _, observed = observe_scope(app, project, env, planned.spec, region=planned.session.region)
+    _, _, observed = observe_scope(app, project, env, planned.spec, session=planned.session)
     plan = destroy_plan(observed, protected=protected, force=force, project=project, environment=env)
     return Planned(planned.spec, planned.session, planned.ctx, planned.desired, observed, plan)
 

@@ -76,13 +76,15 @@ def observe(app: App, spec) -> tuple[Any, Any, dict]:
 
 
 def observe_scope(app: App, project: str, environment: str, spec=None,
-                  region: str | None = None) -> tuple[Any, Any, dict]:
+                  region: str | None = None, session=None) -> tuple[Any, Any, dict]:
     """(session, ctx, observed) of one project's environment; `spec` (when there is one) pins
-    the region and the account; `region` is the region without a spec (reap's)."""
+    the region and the account; `region` is the region without a spec (reap's). `session`: one
+    this command already checked (a second look, after a destroy or a wait for the lock), which
+    keeps its clients and needs no second account check."""
     from envctl.engine.observe import observe as discover
     from envctl.provisioners.base import Ctx
 
-    session = app.session(spec, region=region)
+    session = session or app.session(spec, region=region)
     session.scope = (project, environment)
     ctx = Ctx(aws=session, project=project, environment=environment)
     set_up_done()

@@ -7,7 +7,8 @@ first zone's subnet of its tier and gets a public IP when the tier is internet-f
 from __future__ import annotations
 
 from envctl.expand.base import Expansion
-from envctl.expand.network import subnet_refs
+from envctl.expand.network import VPC, subnet_refs
+from envctl.model.address import Address
 from envctl.provisioners.autoscaling_group import AutoscalingGroupProps
 from envctl.provisioners.instance import InstanceProps
 from envctl.provisioners.launch_template import LaunchTemplateProps
@@ -19,20 +20,21 @@ IMDS_V2_ONLY = "required"
 def expand_instances(x: Expansion) -> None:
     for name, inst in x.model.instances.items():
         internet = x.model.network.tiers[inst.tier].internet
+        public_ip = internet if inst.public_ip is None else inst.public_ip
         x.add("instance", name, InstanceProps(
             image=inst.image,
             instance_type=inst.instance_type,
             subnet_id=subnet_refs(x, inst.tier)[0],
             security_group_ids=_groups(x, inst.security_groups),
             iam_instance_profile=x.ref("instance_profile", inst.role, "arn") if inst.role else None,
-            associate_public_ip=internet if inst.public_ip is None else inst.public_ip,
+            associate_public_ip=public_ip,
             key_name=inst.key_name,
             user_data=inst.user_data,
             volume_gb=inst.volume_gb,
             volume_type=VOLUME_TYPE,
             volume_encrypted=True,
             http_tokens=IMDS_V2_ONLY,
-        ))
+        ), extra_deps=_gateway(x) if public_ip else ())
 
 
 def expand_applications(x: Expansion) -> None:
@@ -58,6 +60,14 @@ def expand_applications(x: Expansion) -> None:
             desired_capacity=app.capacity.desired,
             health_check_grace_period=app.health_check_grace_s,
         ))
+
+
+def _gateway(x: Expansion) -> list[Address]:
+    """The internet gateway, for an instance with a public IP: AWS refuses to detach the gateway
+    while an address is mapped in its VPC, so the instance is deleted before it (and created after
+    it, when its user data can reach the internet)."""
+    has_gateway = any(tier.internet for tier in x.model.network.tiers.values())
+    return [x.ref("internet_gateway", VPC, "id").address] if has_gateway else []
 
 
 def _groups(x: Expansion, names: list[str]) -> tuple:
