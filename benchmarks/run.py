@@ -316,7 +316,7 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     discover = {k.split(":", 1)[1]: n for k, n in by_label.items() if k.startswith("discover:")}
     discover.update({k: discover.get(k, 0) for k in scan_users})      # kinds that only read the scan
     scan = sum(1 for c in in_discovery if c["service"] == TAG_SCAN)
-    steps = {k.rsplit("|", 1)[0]: n for k, n in by_label.items() if "|" in k and k.rsplit("|", 1)[1] == step_phase}
+    steps, own_calls, read_calls = step_weights(calls, step_phase)
 
     chain, path = 0, []
     if step_phase == "apply":
@@ -331,7 +331,9 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     # A second lower bound: the pools (observe's 8 threads, the executor's `parallelism`)
     # cannot make their calls faster than calls ÷ threads.
     observers = sum(max(r["longest"]["calls"], math.ceil(r["calls"] / OBSERVE_PARALLELISM)) for r in rounds)
-    workers = max(chain, math.ceil(sum(steps.values()) / parallelism)) if step_phase and parallelism else 0
+    # The executor's steps run on `parallelism` threads, their side-by-side reads on as many more.
+    workers = max(chain, math.ceil(own_calls / parallelism), math.ceil(read_calls / parallelism)) \
+        if step_phase and parallelism else 0
     calls_at_p = main + observers + workers
     durations = sorted(c["end"] - c["start"] for c in calls)
     per_kind = defaultdict(list)
@@ -386,6 +388,28 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     if not out["ok"]:
         out["output"] = (run.stderr or run.stdout)[-2000:]
     return out
+
+
+def step_weights(calls: list[dict], phase: str | None) -> tuple[dict[str, int], int, int]:
+    """(calls one after another of each executor step of `phase`, all their own calls, all their
+    side-by-side reads). A step's chain is its own calls plus, for each time it read side by side
+    (Ctx.map, its n-th: calls labelled `<step>#<n>.<i>`), its longest read."""
+    own: Counter = Counter()
+    reads: defaultdict[tuple[str, str], Counter] = defaultdict(Counter)
+    for c in calls:
+        label, _, item = c["label"].partition("#")
+        step, _, step_phase = label.rpartition("|")
+        if not step or step_phase != phase:
+            continue
+        if item:
+            n, _, i = item.partition(".")
+            reads[(step, n)][i] += 1
+        else:
+            own[step] += 1
+    weights = Counter(own)
+    for (step, _), items in reads.items():
+        weights[step] += max(items.values())
+    return dict(weights), sum(own.values()), sum(sum(items.values()) for items in reads.values())
 
 
 def by_observe_phase(discovery_calls: list[dict], trace: dict) -> list[list[dict]]:

@@ -96,3 +96,19 @@ def test_a_kind_whose_reads_run_side_by_side_costs_its_listings_and_its_longest_
     assert result["critical_path"]["discoveries"] == [{"kind": "queue", "calls": 5}]    # 2 listings + 3
     assert result["discovery"]["queue"]["calls"] == 8
     assert result["discovery"]["queue"]["actions"] == {"GetQueueAttributes": 6, "ListQueues": 2}
+
+
+def test_a_step_whose_reads_run_side_by_side_costs_its_own_calls_and_each_maps_longest_read():
+    graph = [_node("bucket/uploads")]
+    calls = ([_call("bucket/uploads|apply", "s3", "CreateBucket")] * 3
+             + [_call("bucket/uploads|apply#0.0")] * 1 + [_call("bucket/uploads|apply#0.1")] * 2   # one map
+             + [_call("bucket/uploads|apply#1.0")] * 1 + [_call("bucket/uploads|apply#1.1")] * 1)  # another
+    trace = {"calls": calls, "phases": [], "tag_scan_users": []}
+    run = Run(["envctl", "create"], 0, 1.0, 100.0, 0.5, 0.0, "", "", trace=trace)
+
+    result = analyse(run, graph, 0.05, "apply", 2, expect=(0,))
+
+    cp = result["critical_path"]
+    assert cp["longest_chain"] == {"calls": 6, "path": ["bucket/uploads"]}      # 3 own + 2 + 1
+    assert cp["at_parallelism"]["calls"] == 6          # 3 own calls ÷ 2 workers, 5 reads ÷ 2 read threads: below
+    assert result["step_calls_by_kind"]["bucket"] == {"steps": 1, "calls_each": 6, "max": 6}

@@ -9,7 +9,7 @@ The attribution wraps, in this process only: botocore's `BaseClient._make_api_ca
 API call, retries included inside it), each registered provisioner's `discover`, the
 executor's per-step function `_Run._run` (private: if it is renamed, step calls show up as
 `unattributed` and run.py says so), `Ctx.map` (each read of a discovery is labelled
-`discover:<kind>#<i>`: they run side by side), the session's `tagged_arns` (to know which labels wait
+`discover:<kind>#<i>`, of an executor step `<address>|<phase>#<n>.<i>`: they run side by side), the session's `tagged_arns` (to know which labels wait
 for the one shared Resource Groups Tagging API scan) and the `observe` / `execute` entry
 points. The overhead is a few microseconds per call.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import itertools
 import json
 import os
 import sys
@@ -53,16 +54,20 @@ def _labelled(fn, label_of):
 
 
 def _items_labelled(ctx_map):
-    """Ctx.map, with each read of a discovery labelled `discover:<kind>#<i>`: the reads run side
-    by side, so each one is its own chain of calls."""
+    """Ctx.map, with each read labelled: `discover:<kind>#<i>` in a discovery (one map per kind),
+    `<address>|<phase>#<n>.<i>` in an executor step (its n-th map). The reads run side by side,
+    so each one is its own chain of calls."""
+    maps = itertools.count()
+
     @functools.wraps(ctx_map)
     def inner(ctx, read, items):
         label = _label.get()
-        if not label or not label.startswith("discover:"):
-            return ctx_map(ctx, read, items)
+        if not label or "#" in label or not (label.startswith("discover:") or "|" in label):
+            return ctx_map(ctx, read, items)             # a map inside a read runs one by one
+        prefix = label if label.startswith("discover:") else f"{label}#{next(maps)}."
 
         def labelled(pair):
-            token = _label.set(f"{label}#{pair[0]}")
+            token = _label.set(f"{prefix}#{pair[0]}" if prefix == label else f"{prefix}{pair[0]}")
             try:
                 return read(pair[1])
             finally:

@@ -13,10 +13,12 @@ on a bounded thread pool. The steps of a plan:
 NOOPs are done from the start and provide their observed outputs to Refs.
 
 Before touching an existing resource the executor reads it again: it refuses a resource
-that is not tagged as this environment's, and one that changed since the plan was made
-("changed since plan; run diff again"). Each provisioner call is retried while its error is
-temporary (engine/retry.py); a create that failed ambiguously (5xx, dropped connection)
-looks for what it may have created (`find`) before trying again.
+that is not tagged as this environment's, and one it updates that changed since the plan was
+made ("changed since plan; run diff again"). Before a delete it reads the tags alone where the
+kind can (`read_for_delete`): what is deleted is the same resource whatever its settings.
+Each provisioner call is retried while its error is temporary (engine/retry.py); a create
+that failed ambiguously (5xx, dropped connection) looks for what it may have created
+(`find`) before trying again.
 
 Creates converge: what create made (or found, after an ambiguous failure) is read back and
 diffed against the spec, and whatever differs (a rule, a route, a table's TTL that a cut-off
@@ -110,11 +112,19 @@ def execute(plan: Plan, desired: Graph, observed: Mapping[Address, Observed], ct
             retry_window_s: float = retry.DEFAULT_WINDOW_S, sleep: Callable[[float], None] = time.sleep) -> Result:
     """Execute `plan`, made by `planner.plan(desired, observed)`; never raises for a failed change.
 
-    `desired` may be an empty Graph (destroy without a spec); `provisioners` (kind →
-    provisioner) replaces the registry in tests; `sleep` is what retries sleep with.
+    `parallelism` resources are worked on at once; each may read its settings that take a call
+    each side by side (`Ctx.map`), on a second pool of `parallelism` threads. `desired` may be
+    an empty Graph (destroy without a spec); `provisioners` (kind → provisioner) replaces the
+    registry in tests; `sleep` is what retries sleep with.
     """
-    run = _Run(plan, desired, observed, ctx, provisioner_lookup(provisioners), on_event, retry_window_s, sleep)
-    return run.execute(max(1, parallelism), stop or threading.Event())
+    parallelism = max(1, parallelism)
+    reads = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="envctl-read")
+    try:
+        run = _Run(plan, desired, observed, replace(ctx, read_pool=reads), provisioner_lookup(provisioners),
+                   on_event, retry_window_s, sleep)
+        return run.execute(parallelism, stop or threading.Event())
+    finally:
+        reads.shutdown(wait=False, cancel_futures=True)     # idle unless a second Ctrl-C cut the run short
 
 
 # ------------------------------------------------------------------ private
@@ -439,13 +449,30 @@ class _Run:
     def _remove(self, step: _Step) -> _Finish:
         c = step.change
         p = self.get(c.kind)
-        live = self._live(step)
+        live = self._before_delete(step)
         if live is not None:
             self._call(c.address, lambda: p.delete(self.ctx, live))
             self._call(c.address, lambda: p.wait(self.ctx, live.id, "gone"))
         message = None if live is not None else "already gone"
         # The old half of a replacement keeps the address's outputs (the new one sets them).
         return _Finish(True, c.id, message=message, gone=c.action is Action.DELETE)
+
+    def _before_delete(self, step: _Step) -> Observed | None:
+        """What a delete works on, its tags read again (`read_for_delete`): None when it is gone;
+        refused when it is no longer tagged as this environment's. Settings changed since the
+        plan do not stop a delete: it deletes the same resource, and deletes cope with them."""
+        c = step.change
+        p = self.get(c.kind)
+        seen = self.observed.get(c.address)
+        live = self._call(c.address, lambda: p.read_for_delete(self.ctx, seen)) if seen is not None \
+            else self._call(c.address, lambda: p.read(self.ctx, c.id))
+        if live is not None and not self.ctx.is_ours(live.tags) and seen is not None:
+            # Some tag APIs answer "no tags" for a resource that is gone (moto's, at least): a
+            # full read tells gone from not ours.
+            live = self._call(c.address, lambda: p.read(self.ctx, c.id))
+        if live is not None and not self.ctx.is_ours(live.tags):
+            raise Refused(f"{c.kind} {c.id} is not tagged as this environment's; refusing to touch it")
+        return live
 
     def _live(self, step: _Step) -> Observed | None:
         """Read the resource again; refuse if it is not ours or not what the plan saw."""

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -66,6 +66,19 @@ class Clients(Protocol):
     def tagged_arns(self, resource_type: str) -> list[tuple[str, dict[str, str]]]: ...
 
 
+_in_read: contextvars.ContextVar[bool] = contextvars.ContextVar("in_read", default=False)
+
+
+def _invoke(read: Callable[[], R]) -> R:
+    return read()
+
+
+def _reading(read: Callable[[T], R], item: T) -> R:
+    """read(item), marked as running on a read pool (Ctx.map)."""
+    _in_read.set(True)          # in the copied context this read runs in: the caller's is untouched
+    return read(item)
+
+
 @dataclass
 class Ctx:
     """What every provisioner call gets: the AWS session and the scope it works in."""
@@ -85,7 +98,8 @@ class Ctx:
     lifecycle_removed: frozenset[str] = frozenset()
     # One per run (per Ctx): mixed into client tokens, so that they hold within a run only.
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    # Where `map` runs reads side by side: observe's pool while it discovers; None, one by one.
+    # Where `map` runs reads side by side: observe's pool while it discovers, the executor's while
+    # it works; None, one by one.
     read_pool: Executor | None = None
 
     def client(self, service: str) -> Any:
@@ -94,16 +108,23 @@ class Ctx:
     def map(self, read: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """[read(item) for item in items], side by side on `read_pool` when there is one.
 
-        For discovery's reads of one resource each (services with no batch describe). In order;
-        the first error is raised once every read has ended. Each read runs in a copy of the
-        caller's context (contextvars), as if the caller had made it.
+        For independent reads: discovery's reads of one resource each (services with no batch
+        describe), a resource's settings that each take a call. In order; the first error is
+        raised once every read has ended. Each read runs in a copy of the caller's context
+        (contextvars), as if the caller had made it. A map inside a read runs one by one: its
+        reads waiting for threads of the pool that runs it could wait for ever.
         """
         items = list(items)
-        if self.read_pool is None or len(items) < 2:
+        if self.read_pool is None or len(items) < 2 or _in_read.get():
             return [read(item) for item in items]
-        futures = [self.read_pool.submit(contextvars.copy_context().run, read, item) for item in items]
+        futures = [self.read_pool.submit(contextvars.copy_context().run, _reading, read, item) for item in items]
         wait(futures)
         return [f.result() for f in futures]
+
+    def read_all(self, reads: Iterable[Callable[[], R]]) -> list[R]:
+        """[read() for read in reads], side by side as `map` runs them: one resource's settings
+        that each take a call of their own."""
+        return self.map(_invoke, reads)
 
     @property
     def region(self) -> str:
@@ -166,6 +187,15 @@ class Provisioner(Generic[P]):
     def read(self, ctx: Ctx, id: str) -> Observed[P] | None:
         raise NotImplementedError
 
+    def read_for_delete(self, ctx: Ctx, observed: Observed[P]) -> Observed[P] | None:
+        """`observed` (from the plan) as a delete needs it now: None when it is gone, else with
+        its live tags, which the executor checks before deleting. Default: a full `read`.
+
+        Kinds whose delete needs only the id, or lists afresh what AWS says is in the way,
+        read their tags alone (`with_live_tags`): one call where a full read takes several.
+        """
+        return self.read(ctx, observed.id)
+
     def find(self, ctx: Ctx, node: Node) -> Observed[P] | None:
         """The live resource for `node`, by its tags or name; used to adopt and after ambiguous failures.
 
@@ -216,6 +246,19 @@ def canonical_json(value: Any) -> str:
     if isinstance(value, str):
         value = json.loads(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def with_live_tags(observed: Observed[P], read_tags: Callable[[], Mapping[str, str]]) -> Observed[P] | None:
+    """`observed` with the tags `read_tags()` answers; None when that call finds it gone."""
+    from envctl.aws import errors
+
+    try:
+        tags = read_tags()
+    except Exception as e:
+        if errors.is_not_found(e):
+            return None
+        raise
+    return replace(observed, tags=dict(tags))
 
 
 def address_of(tags: Mapping[str, str]) -> Address | None:

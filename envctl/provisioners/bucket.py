@@ -21,7 +21,7 @@ from envctl.model.address import Address
 from envctl.model.diff import AttrChange, diff_props
 from envctl.model.graph import Node
 from envctl.provisioners.base import (Ctx, NotOurs, Observed, Props, Provisioner, Timeouts, Value, address_of,
-                                      canonical_json, tag_dict, tag_list)
+                                      canonical_json, tag_dict, tag_list, with_live_tags)
 
 EVENTS = {"created": "s3:ObjectCreated:*", "removed": "s3:ObjectRemoved:*", "restored": "s3:ObjectRestore:*"}
 PUBLIC_ACCESS_FLAGS = {"block_public_acls": "BlockPublicAcls", "ignore_public_acls": "IgnorePublicAcls",
@@ -108,6 +108,11 @@ class Bucket(Provisioner[BucketProps]):
 
     def read(self, ctx: Ctx, id: str) -> Observed[BucketProps] | None:
         return self._read(ctx, id)
+
+    def read_for_delete(self, ctx: Ctx, observed: Observed[BucketProps]) -> Observed[BucketProps] | None:
+        # The delete empties the bucket and removes its policy and notifications whatever they are.
+        s3 = ctx.client("s3")
+        return with_live_tags(observed, lambda: tag_dict(_get(s3.get_bucket_tagging, observed.id, "TagSet", [])))
 
     def find(self, ctx: Ctx, node: Node) -> Observed[BucketProps] | None:
         """By name, so that a bucket created but not yet tagged is found too (the Tagging API misses it)."""
@@ -212,8 +217,10 @@ class Bucket(Provisioner[BucketProps]):
             if region != ctx.region:
                 return None
         try:
-            tags = tag_dict(_get(s3.get_bucket_tagging, name, "TagSet", []))
-            props = _read_props(s3, name)
+            # The tags and the six settings side by side (on the executor's read pool).
+            tag_set, *settings = ctx.read_all([partial(_get, s3.get_bucket_tagging, name, "TagSet", []),
+                                               *_settings(s3, name)])
+            tags, props = tag_dict(tag_set), _props(name, *settings)
         except Exception as e:
             # No bucket (any more): GetBucketNotificationConfiguration, which has no "not
             # configured" error, says so.
@@ -279,9 +286,6 @@ def _settings(s3: Any, name: str) -> tuple[Callable[[], Any], ...]:
 
 _GONE = object()      # a setting's read found the bucket gone
 
-
-def _read_props(s3: Any, name: str) -> BucketProps:
-    return _props(name, *(read() for read in _settings(s3, name)))
 
 
 def _props(name: str, block: dict, encryption: dict, policy: str | None, versioning: str | None,

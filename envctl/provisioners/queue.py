@@ -21,7 +21,8 @@ from typing import Literal
 
 from envctl.model.address import Address
 from envctl.model.graph import Node
-from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, canonical_json, tag_changes
+from envctl.provisioners.base import (NotOurs, Observed, Props, Provisioner, Value, address_of, canonical_json,
+                                      tag_changes, with_live_tags)
 from envctl.spec.names import physical_name
 
 SOURCE_SERVICES = ("events", "sns", "s3")
@@ -76,6 +77,11 @@ class Queue(Provisioner[QueueProps]):
 
     def read(self, ctx, id: str) -> Observed[QueueProps] | None:
         return self._read(ctx, id, tags=None)
+
+    def read_for_delete(self, ctx, observed: Observed[QueueProps]) -> Observed[QueueProps] | None:
+        # DeleteQueue takes the URL alone.
+        sqs = ctx.client("sqs")
+        return with_live_tags(observed, lambda: sqs.list_queue_tags(QueueUrl=observed.id).get("Tags", {}))
 
     def find(self, ctx, node: Node) -> Observed[QueueProps] | None:
         url = _url(ctx, node.props.name)

@@ -21,7 +21,7 @@ from envctl.model.address import Address
 from envctl.model.diff import AttrChange, diff_props, plain
 from envctl.model.graph import Node, has_unknown
 from envctl.provisioners.base import (NotOurs, Observed, Props, Provisioner, Value, address_of, tag_changes, tag_dict,
-                                      tag_list)
+                                      tag_list, with_live_tags)
 
 POLICY_NAME = "envctl"
 VERSION = "2012-10-17"
@@ -80,6 +80,11 @@ class Role(Provisioner[RoleProps]):
         except _Gone:
             return None
         return self._observed(role, inline, attached)
+
+    def read_for_delete(self, ctx, observed: Observed[RoleProps]) -> Observed[RoleProps] | None:
+        # The delete removes the policies the plan saw, and lists them afresh if IAM still refuses.
+        iam = ctx.client("iam")
+        return with_live_tags(observed, lambda: tag_dict(iam.list_role_tags(RoleName=observed.id).get("Tags")))
 
     def find(self, ctx, node: Node) -> Observed[RoleProps] | None:
         return self.read(ctx, node.physical_name)

@@ -17,7 +17,8 @@ from typing import Literal
 
 from envctl.model.address import Address
 from envctl.model.graph import Node
-from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, canonical_json, tag_list, tag_changes
+from envctl.provisioners.base import (NotOurs, Observed, Props, Provisioner, Value, address_of, canonical_json,
+                                      tag_changes, tag_list, with_live_tags)
 
 
 class Target(Props):
@@ -67,6 +68,10 @@ class Schedule(Provisioner[ScheduleProps]):
 
     def read(self, ctx, id: str) -> Observed[ScheduleProps] | None:
         return self._read(ctx, id)
+
+    def read_for_delete(self, ctx, observed: Observed[ScheduleProps]) -> Observed[ScheduleProps] | None:
+        # The delete removes the targets the plan saw, and lists them afresh if AWS still refuses.
+        return with_live_tags(observed, lambda: _tags(ctx.client("events"), observed.outputs["arn"]))
 
     def find(self, ctx, node: Node) -> Observed[ScheduleProps] | None:
         return self._read(ctx, node.props.name, address=node.address)

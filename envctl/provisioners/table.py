@@ -11,7 +11,8 @@ no batch describe, and keeps TTL and point-in-time recovery out of DescribeTable
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, Literal
 
 from envctl.model.address import Address
@@ -65,7 +66,13 @@ class Table(Provisioner[TableProps]):
             address = address_of(tags)
             if len(parts) == 2 and parts[0] == "table" and address is not None and address.kind == self.kind:
                 tables.append((parts[1], tags))
-        yield from filter(None, ctx.map(lambda table: self._read(ctx, *table), tables))
+        # Every table's three reads side by side: a table costs one call's time, not three.
+        reads = [_reads(ctx, name) for name, _ in tables]
+        answers = iter(ctx.read_all([read for table_reads in reads for read in table_reads]))
+        for (name, tags), table_reads in zip(tables, reads):
+            found = self._observed(name, tags, None, *(next(answers) for _ in table_reads))
+            if found is not None:
+                yield found
 
     def read(self, ctx, id: str) -> Observed[TableProps] | None:
         return self._read(ctx, id, tags=None)
@@ -181,19 +188,25 @@ class Table(Provisioner[TableProps]):
 
     def _read(self, ctx, name: str, tags: Mapping[str, str] | None, address: Address | None = None,
               table: dict | None = None) -> Observed[TableProps] | None:
-        """The table `name`; `tags` and its DescribeTable answer (`table`) are read here when not given."""
+        """The table `name`; `tags` and its DescribeTable answer (`table`) are read here when not given.
+        DescribeTable, the TTL and the backups are read side by side, then the tags (by the ARN)."""
+        describe, *settings = _reads(ctx, name)
         if table is None:
-            table = _describe(ctx, name)
-        if table is None or table["TableStatus"] == "DELETING":
+            table, *answers = ctx.read_all([describe, *settings])
+        else:
+            answers = ctx.read_all(settings)
+        if table is not None and tags is None:
+            tags = _tags(ctx.client("dynamodb"), table["TableArn"])
+        return self._observed(name, tags, address, table, *answers)
+
+    def _observed(self, name: str, tags: Mapping[str, str] | None, address: Address | None, table: dict | None,
+                  ttl: dict | None, backups: dict | None) -> Observed[TableProps] | None:
+        """The Observed of one table from its reads; None when any of them found it gone."""
+        if table is None or ttl is None or backups is None or table["TableStatus"] == "DELETING":
             return None
-        ddb = ctx.client("dynamodb")
-        if tags is None:
-            tags = _tags(ddb, table["TableArn"])
-        ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
-        props = _props(table, ttl, backups)
         return Observed(
-            address=address or address_of(tags) or Address(self.kind, name), id=name, props=props, tags=tags,
+            address=address or address_of(tags) or Address(self.kind, name), id=name,
+            props=_props(table, ttl, backups), tags=dict(tags),
             status="ready" if table["TableStatus"] == "ACTIVE" else table["TableStatus"].lower(),
             outputs={"name": name, "arn": table["TableArn"], "stream_arn": table.get("LatestStreamArn", "")})
 
@@ -228,14 +241,29 @@ def _props(table: dict, ttl: dict, backups: dict) -> TableProps:
 
 
 def _describe(ctx, name: str) -> dict | None:
+    return _answer(ctx.client("dynamodb").describe_table, "Table", TableName=name)
+
+
+def _reads(ctx, name: str) -> tuple[Callable[[], dict | None], ...]:
+    """The three reads a table's props need, each one call and independent of the others:
+    DescribeTable, its TTL, its point-in-time recovery. Each answers None when the table is gone."""
+    ddb = ctx.client("dynamodb")
+    return (partial(_describe, ctx, name),
+            partial(_answer, ddb.describe_time_to_live, "TimeToLiveDescription", TableName=name),
+            partial(_answer, ddb.describe_continuous_backups, "ContinuousBackupsDescription", TableName=name))
+
+
+def _answer(call: Callable[..., dict], key: str, **kwargs) -> dict | None:
+    """call(**kwargs)[key]; None when the table is not (or no longer) there."""
     from envctl.aws import errors
 
     try:
-        return ctx.client("dynamodb").describe_table(TableName=name)["Table"]
+        return call(**kwargs)[key]
     except Exception as e:
         if errors.is_not_found(e):
             return None
         raise
+
 
 
 def _status(ctx, name: str) -> tuple[str, str | None] | None:

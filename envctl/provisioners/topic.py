@@ -17,7 +17,8 @@ from typing import Literal
 
 from envctl.model.address import Address
 from envctl.model.graph import Node
-from envctl.provisioners.base import NotOurs, Observed, Props, Provisioner, Value, address_of, tag_list, tag_changes
+from envctl.provisioners.base import (NotOurs, Observed, Props, Provisioner, Value, address_of, tag_changes, tag_dict,
+                                      tag_list, with_live_tags)
 
 PENDING = "PendingConfirmation"
 
@@ -56,6 +57,12 @@ class Topic(Provisioner[TopicProps]):
 
     def read(self, ctx, id: str) -> Observed[TopicProps] | None:
         return self._read(ctx, id, tags=None)
+
+    def read_for_delete(self, ctx, observed: Observed[TopicProps]) -> Observed[TopicProps] | None:
+        # DeleteTopic takes the ARN alone (the subscriptions go with the topic).
+        sns = ctx.client("sns")
+        return with_live_tags(observed,
+                              lambda: tag_dict(sns.list_tags_for_resource(ResourceArn=observed.id).get("Tags")))
 
     def find(self, ctx, node: Node) -> Observed[TopicProps] | None:
         return self._read(ctx, _arn(ctx, node.props.name), tags=None, address=node.address)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from botocore.exceptions import ClientError
 
@@ -170,6 +170,20 @@ class Box(FakeKind):
 class CreateFirstBox(Box):
     """A box kind whose replacement is created before the old one is deleted."""
     delete_before_replace = False
+
+
+class TagsOnlyBox(Box):
+    """A box kind whose delete reads its tags alone, as the serverless kinds do; like some tag
+    APIs (moto's), it answers "no tags" for a box that is gone."""
+
+    def __init__(self, cloud: FakeCloud):
+        super().__init__(cloud)
+        self.tag_reads: list[Address] = []          # each box whose tags alone were read
+
+    def read_for_delete(self, ctx: Ctx, observed: Observed):
+        self.tag_reads.append(observed.address)
+        r = self.cloud.records.get(observed.id)
+        return replace(observed, tags=dict(r.tags) if r is not None else {})
 
 
 class Store(FakeKind):

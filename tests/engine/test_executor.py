@@ -18,7 +18,7 @@ from envctl.plan.changes import Action
 from envctl.plan.planner import destroy_plan, plan
 from envctl.provisioners.base import Ctx, Observed
 from tests.engine.fakes import (ENV, PROJECT, BoxProps, CreateFirstBox, FakeCloud, NetProps, Store, StoreProps,
-                                aws_error, graph, kinds, node, our_tags)
+                                TagsOnlyBox, aws_error, graph, kinds, node, our_tags)
 
 A = Address.parse
 
@@ -188,6 +188,35 @@ def test_a_resource_no_longer_ours_is_not_touched():
     assert "not tagged as this environment's; refusing to touch it" in result.outcomes[A("net/main")].message
     assert w.cloud.verbs("delete") == ["store/data", "box/b0"]
     assert w.ident("net/main")
+
+
+def test_a_delete_goes_ahead_when_only_settings_changed_since_plan():
+    """A delete checks again that the resource is ours, not its settings: it is the same resource."""
+    w = World()
+    w.apply(stack())
+    observed = w.observed()
+    the_plan = destroy_plan(observed, provisioners=w.kinds)
+    w.cloud.records[w.ident("box/b0")].props = w.props("box/b0").model_copy(update={"size": 7})   # by hand, now
+    result = w.apply(Graph(), the_plan, observed)
+    assert result.ok, result.outcomes
+    assert w.cloud.verbs("delete") == ["store/data", "box/b0", "net/main"]
+
+
+@pytest.mark.parametrize("gone", [False, True])
+def test_a_delete_that_reads_tags_alone_tells_gone_from_not_ours_with_a_full_read(gone):
+    w = World(box=TagsOnlyBox)
+    w.apply(stack(2))
+    observed = w.observed()
+    the_plan = destroy_plan(observed, provisioners=w.kinds)
+    w.cloud.records[w.ident("box/b1")].tags = {"Owner": "someone-else"}     # re-tagged by hand
+    if gone:
+        del w.cloud.records[w.ident("box/b0")]                           # deleted by hand: "no tags"
+    result = w.apply(Graph(), the_plan, observed)
+    assert sorted(map(str, w.kinds["box"].tag_reads)) == ["box/b0", "box/b1"]
+    b0, b1 = result.outcomes[A("box/b0")], result.outcomes[A("box/b1")]
+    assert (b0.state, b0.message) == ((State.DELETED, "already gone") if gone else (State.DELETED, None))
+    assert b1.state is State.FAILED and "not tagged as this environment's" in b1.message
+    assert w.cloud.verbs("delete") == ["store/data"] + ([] if gone else ["box/b0"])
 
 
 def test_temporary_errors_are_retried_with_backoff():

@@ -201,8 +201,8 @@ def test_create_and_read_back_make_each_call_once(aws, tmp_path):
     aws.log.clear()
     observed = table.wait(ctx, table.create(ctx, graph[SESSIONS]), "ready")
     assert [c.action for c in aws.log.snapshot()] == ["CreateTable", "UpdateTimeToLive", "DescribeTable",
-                                                      "ListTagsOfResource", "DescribeTimeToLive",
-                                                      "DescribeContinuousBackups"]
+                                                      "DescribeTimeToLive", "DescribeContinuousBackups",
+                                                      "ListTagsOfResource"]
     assert observed.props.ttl_attribute == "expires_at" and table.diff(graph[SESSIONS].props, observed) == []
 
 
