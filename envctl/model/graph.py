@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -53,8 +54,9 @@ class Node:
     def kind(self) -> str:
         return self.address.kind
 
-    @property
+    @cached_property
     def deps(self) -> frozenset[Address]:
+        # Cached: a walk of the props, asked for once per pair of resources when ordering deletes.
         return frozenset(r.address for r in refs_in(self.props)) | self.extra_deps
 
 
