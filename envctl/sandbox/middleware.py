@@ -539,9 +539,9 @@ class Tripwire(Layer):
         if not fire:
             return self.app(environ, start_response)
         _carry_out(self.app, environ)
-        os.kill(self.pid, signal.SIGKILL)
         with self._lock:
-            self.fired = True
+            self.fired = True           # before the kill: whoever waits for the process reads it next
+        os.kill(self.pid, signal.SIGKILL)
         drop_connection(environ)
 
 
