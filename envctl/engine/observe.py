@@ -56,7 +56,9 @@ def observe(ctx: Ctx, kinds: Iterable[str] | None = None, parallelism: int = 8, 
             kinds = registered()
         else:
             kinds = list(provisioners)
-    kinds = list(kinds)
+    # The kinds that wait for the tag scan and then read go first: started last, behind the
+    # kinds that list in one call, they made discovery's longest chain.
+    kinds = sorted(kinds, key=lambda kind: get(kind).tag_scan is None)
     forget = getattr(ctx.aws, "forget_tagged", None)
     if forget is not None:
         forget()

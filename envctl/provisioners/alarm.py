@@ -49,12 +49,13 @@ class Alarm(Provisioner[AlarmProps]):
     set_fields = frozenset({"dimensions", "alarm_actions", "ok_actions", "insufficient_data_actions"})
     timeouts = Timeouts(create=60, update=60, delete=60)
     uses = frozenset({"topic", "db_instance", "queue", "table", "function", "autoscaling_group", "instance"})
+    tag_scan = "cloudwatch"
 
     def discover(self, ctx: Ctx) -> Iterable[Observed[AlarmProps]]:
         # The Tagging API covers alarms (on AWS and moto): one scan for their names and tags,
         # then one describe_alarms per 100 alarms.
         tagged = {}
-        for arn, tags in ctx.aws.tagged_arns("cloudwatch"):
+        for arn, tags in ctx.aws.tagged_arns(self.tag_scan):
             address = address_of(tags)
             if ":alarm:" in arn and ctx.is_ours(tags) and address is not None and address.kind == self.kind:
                 tagged[arn.split(":alarm:", 1)[1]] = (address, tags)

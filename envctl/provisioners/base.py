@@ -179,6 +179,9 @@ class Provisioner(Generic[P]):
     timeouts: ClassVar[Timeouts] = Timeouts()
     uses: ClassVar[frozenset[str]] = frozenset()            # kinds this kind's props may refer to:
     #                                                          on delete, users of a kind go first
+    # The Resource Groups Tagging API type whose scan `discover` reads (ctx.aws.tagged_arns):
+    # such kinds wait for the scan's pages, then read, so observe starts them first.
+    tag_scan: ClassVar[str | None] = None
 
     # discover everything of this kind tagged for ctx's environment
     def discover(self, ctx: Ctx) -> Iterable[Observed[P]]:

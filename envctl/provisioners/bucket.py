@@ -72,10 +72,11 @@ class Bucket(Provisioner[BucketProps]):
     stateful = True
     timeouts = Timeouts(create=120, update=120, delete=1800)     # delete empties the bucket first
     uses = frozenset({"function", "queue"})
+    tag_scan = "s3"
 
     def discover(self, ctx: Ctx) -> Iterable[Observed[BucketProps]]:
         tagged = []
-        for arn, tags in ctx.aws.tagged_arns("s3"):
+        for arn, tags in ctx.aws.tagged_arns(self.tag_scan):
             address = address_of(tags)
             if ctx.is_ours(tags) and address is not None and address.kind == self.kind:
                 tagged.append((arn.rsplit(":", 1)[-1], tags, address))

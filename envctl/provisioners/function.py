@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,24 +55,33 @@ class Function(Provisioner[FunctionProps]):
     # kinds environment values name are left out: AWS does not care about that order, and the
     # kind table must stay acyclic (role, topic and bucket list function).
     uses = frozenset({"log_group"})
+    tag_scan = "lambda"
 
     def discover(self, ctx: Ctx) -> Iterable[Observed[FunctionProps]]:
         names = []
-        for arn, tags in ctx.aws.tagged_arns("lambda"):
+        for arn, tags in ctx.aws.tagged_arns(self.tag_scan):
             address = address_of(tags)
             if ":function:" in arn and ctx.is_ours(tags) and address is not None and address.kind == self.kind:
                 names.append(arn.split(":function:", 1)[1].split(":")[0])
         yield from filter(None, ctx.map(lambda name: self.read(ctx, name), names))
 
     def read(self, ctx: Ctx, id: str) -> Observed[FunctionProps] | None:
-        return self._read(ctx.client("lambda"), id)
+        lam = ctx.client("lambda")
+        try:        # side by side: the function and its policy
+            found, statements = ctx.read_all([partial(lam.get_function, FunctionName=id),
+                                              partial(_statements, lam, id)])
+        except Exception as e:
+            if errors.is_not_found(e):
+                return None
+            raise
+        return self._read(lam, id, found, statements)
 
-    def _read(self, lam: Any, id: str, found: dict | None = None) -> Observed[FunctionProps] | None:
-        """The function `id`, from its GetFunction answer (`found`, made here when not given) and policy."""
+    def _read(self, lam: Any, id: str, found: dict,
+              statements: list[dict] | None = None) -> Observed[FunctionProps] | None:
+        """The function `id`, from its GetFunction answer (`found`) and policy (read here when not given)."""
         try:
-            if found is None:
-                found = lam.get_function(FunctionName=id)
-            statements = _statements(lam, id)
+            if statements is None:
+                statements = _statements(lam, id)
         except Exception as e:
             if errors.is_not_found(e):
                 return None

@@ -36,6 +36,7 @@ class LogGroupProps(Props):
 class LogGroup(Provisioner[LogGroupProps]):
     kind = "log_group"
     props = LogGroupProps
+    tag_scan = "logs"
     set_fields = frozenset({"metric_filters"})
     timeouts = Timeouts(create=60, update=60, delete=60)
 
@@ -43,7 +44,7 @@ class LogGroup(Provisioner[LogGroupProps]):
         # Tags from the environment's tag scan (it filters by tags only: moto matches nothing for
         # the type `logs:log-group`); retention from DescribeLogGroups for the two prefixes every
         # name envctl gives a group starts with.
-        tagged = {_group_name(arn): tags for arn, tags in ctx.aws.tagged_arns("logs") if ":log-group:" in arn}
+        tagged = {_group_name(arn): tags for arn, tags in ctx.aws.tagged_arns(self.tag_scan) if ":log-group:" in arn}
         if not tagged:
             return
         logs = ctx.client("logs")

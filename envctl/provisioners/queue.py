@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Literal
 
 from envctl.model.address import Address
@@ -54,10 +55,11 @@ class Queue(Provisioner[QueueProps]):
     set_fields = frozenset({"allow_from"})
     delete_before_replace = False               # a replacement always has a new name: make it first
     uses = frozenset({"queue"})                 # the dead-letter queue
+    tag_scan = "sqs"
 
     def discover(self, ctx) -> Iterable[Observed[QueueProps]]:
         tagged = []
-        for arn, tags in ctx.aws.tagged_arns("sqs"):
+        for arn, tags in ctx.aws.tagged_arns(self.tag_scan):
             address = address_of(tags)
             if address is not None and address.kind == self.kind:
                 tagged.append((arn, tags))
@@ -139,9 +141,13 @@ class Queue(Provisioner[QueueProps]):
 
         sqs = ctx.client("sqs")
         try:
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-            if tags is None:
-                tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+            attributes = partial(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["All"])
+            if tags is None:        # both side by side (on the executor's read pool)
+                answer, listed = ctx.read_all([attributes, partial(sqs.list_queue_tags, QueueUrl=url)])
+                tags = listed.get("Tags", {})
+            else:
+                answer = attributes()
+            attrs = answer["Attributes"]
         except Exception as e:
             if errors.is_not_found(e):
                 return None

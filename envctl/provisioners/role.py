@@ -8,13 +8,14 @@ Resource Groups Tagging API.
 
 Discovery reads every role of the account, with its inline and attached policies and its
 tags, from one paginated GetAccountAuthorizationDetails listing (it has no path filter: roles
-under other paths are skipped). Reading a role alone (`read`) takes four calls: GetRole,
-ListRolePolicies, GetRolePolicy and ListAttachedRolePolicies.
+under other paths are skipped). Reading a role alone (`read`) takes four calls, two one after
+the other: GetRole, ListRolePolicies then GetRolePolicy, and ListAttachedRolePolicies, side by side.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from envctl.model.address import Address
@@ -69,15 +70,13 @@ class Role(Provisioner[RoleProps]):
 
     def read(self, ctx, id: str) -> Observed[RoleProps] | None:
         iam = ctx.client("iam")
-        role = _get_role(iam, id)
-        if role is None:
-            return None
-        try:
-            names = _all(iam, "list_role_policies", "PolicyNames", RoleName=id)
-            # Only envctl's own inline policy is read; of the others, the names are enough.
-            inline = {n: _get_policy(iam, id) if n == POLICY_NAME else None for n in names}
-            attached = _all(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=id)
+        try:        # the role, its inline policies and its attached ones side by side
+            role, inline, attached = ctx.read_all([
+                partial(_get_role, iam, id), partial(_inline_policies, iam, id),
+                partial(_all, iam, "list_attached_role_policies", "AttachedPolicies", RoleName=id)])
         except _Gone:
+            return None
+        if role is None:
             return None
         return self._observed(role, inline, attached)
 
@@ -297,6 +296,13 @@ def _get_role(iam, name: str) -> dict | None:
         if errors.is_not_found(e):
             return None
         raise
+
+
+def _inline_policies(iam, name: str) -> dict[str, Any]:
+    """{policy name: document} of the role's inline policies. Only envctl's own document is read;
+    of the others, the names are enough (None)."""
+    names = _all(iam, "list_role_policies", "PolicyNames", RoleName=name)
+    return {n: _get_policy(iam, name) if n == POLICY_NAME else None for n in names}
 
 
 def _get_policy(iam, name: str) -> Any:

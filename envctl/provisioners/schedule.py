@@ -42,10 +42,11 @@ class Schedule(Provisioner[ScheduleProps]):
     set_fields = frozenset({"targets"})
     delete_before_replace = False               # a replacement always has a new name: make it first
     uses = frozenset({"queue"})                 # the target queue
+    tag_scan = "events"
 
     def discover(self, ctx) -> Iterable[Observed[ScheduleProps]]:
         events = ctx.client("events")
-        scanned = dict(ctx.aws.tagged_arns("events"))
+        scanned = dict(ctx.aws.tagged_arns(self.tag_scan))
         kwargs = {"NamePrefix": f"{ctx.project}-{ctx.environment}-"}
         rules = []
         while True:

@@ -53,6 +53,7 @@ class TableDeletionProtected(DeletionProtected):
 class Table(Provisioner[TableProps]):
     kind = "table"
     props = TableProps
+    tag_scan = "dynamodb"
     replace_on = frozenset({"name", "partition_key", "sort_key"})
     stateful = True
     timeouts = Timeouts(create=600, update=3600, delete=600)
@@ -60,7 +61,7 @@ class Table(Provisioner[TableProps]):
 
     def discover(self, ctx) -> Iterable[Observed[TableProps]]:
         tables = []
-        for arn, tags in ctx.aws.tagged_arns("dynamodb"):
+        for arn, tags in ctx.aws.tagged_arns(self.tag_scan):
             resource = arn.split(":", 5)[5]                    # table/<name>, table/<name>/stream/…
             parts = resource.split("/")
             address = address_of(tags)

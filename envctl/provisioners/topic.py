@@ -13,6 +13,7 @@ one ListSubscriptions listing of the region's subscriptions (100 a page), groupe
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Literal
 
 from envctl.model.address import Address
@@ -41,10 +42,11 @@ class Topic(Provisioner[TopicProps]):
     set_fields = frozenset({"subscriptions"})
     delete_before_replace = False               # a replacement always has a new name: make it first
     uses = frozenset({"queue", "function"})     # subscribed endpoints
+    tag_scan = "sns"
 
     def discover(self, ctx) -> Iterable[Observed[TopicProps]]:
         tagged = []
-        for arn, tags in ctx.aws.tagged_arns("sns"):
+        for arn, tags in ctx.aws.tagged_arns(self.tag_scan):
             address = address_of(tags)
             # Topic ARNs have six parts; subscriptions (never tagged) and platform apps differ.
             if address is not None and address.kind == self.kind and len(arn.split(":")) == 6:
@@ -131,12 +133,18 @@ class Topic(Provisioner[TopicProps]):
         from envctl.aws import errors
 
         sns = ctx.client("sns")
+        reads = [partial(sns.get_topic_attributes, TopicArn=arn)]       # side by side: each needs the ARN only
+        if tags is None:
+            reads.append(partial(sns.list_tags_for_resource, ResourceArn=arn))
+        if subscriptions is None:
+            reads.append(partial(_subscriptions, sns, arn))
         try:
-            attrs = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+            answers = iter(ctx.read_all(reads))
+            attrs = next(answers)["Attributes"]
             if tags is None:
-                tags = {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=arn).get("Tags", [])}
+                tags = tag_dict(next(answers).get("Tags"))
             if subscriptions is None:
-                subscriptions = _subscriptions(sns, arn)
+                subscriptions = next(answers)
         except Exception as e:
             if errors.is_not_found(e):
                 return None
