@@ -335,6 +335,12 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     workers = max(chain, math.ceil(own_calls / parallelism), math.ceil(read_calls / parallelism)) \
         if step_phase and parallelism else 0
     calls_at_p = main + observers + workers
+    # A third: AWS's published rate limits let no client make the executor's calls faster.
+    floor = rate_floor([c for c in calls if "|" in c["label"]])
+    floor_s = floor["seconds"] if floor else 0.0
+
+    def at_parallelism(call_s: float) -> float:
+        return (main + observers) * call_s + max(workers * call_s, floor_s)
     durations = sorted(c["end"] - c["start"] for c in calls)
     per_kind = defaultdict(list)
     for address, n in steps.items():
@@ -373,21 +379,42 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
             "longest_chain": {"calls": chain, "path": path},
             "bound_s": round(bound_calls * latency_s, 2),
             "at_parallelism": {"parallelism": parallelism, "observe_parallelism": OBSERVE_PARALLELISM,
-                               "calls": calls_at_p, "bound_s": round(calls_at_p * latency_s, 2)},
+                               "calls": calls_at_p, "rate_floor": floor,
+                               "bound_s": round(at_parallelism(latency_s), 2)},
         },
     }
     if bound_calls and latency_s:
         out["wall_over_bound"] = round(run.wall_s / (bound_calls * latency_s), 2)
-        out["wall_over_bound_at_parallelism"] = round(run.wall_s / (calls_at_p * latency_s), 2)
+        out["wall_over_bound_at_parallelism"] = round(run.wall_s / at_parallelism(latency_s), 2)
     if calls_at_p and durations:
         # The same bound with each call taking what calls took in this run (latency + the
         # emulator's CPU-bound time) instead of the latency alone: how far envctl itself is.
-        measured = calls_at_p * statistics.fmean(durations)
+        measured = at_parallelism(statistics.fmean(durations))
         out["critical_path"]["at_measured_call_time_s"] = round(measured, 2)
         out["wall_over_measured_bound"] = round(run.wall_s / measured, 2)
     if not out["ok"]:
         out["output"] = (run.stderr or run.stdout)[-2000:]
     return out
+
+
+def rate_floor(calls: list[dict]) -> dict | None:
+    """The least time AWS's published rate limits (EC2's, CloudWatch's: the token buckets envctl
+    paces itself with, envctl/aws/ratelimit.py, at its 90%) allow for `calls`: per action, the
+    calls beyond its burst ÷ its rate; the slowest action sets it. None when no call has a
+    published limit. Services that publish none (SQS, IAM…) set no floor."""
+    from envctl.aws.ratelimit import TokenBucket, published_limit
+    from envctl.aws.session import is_read
+
+    slowest = None
+    for (signing, action), n in Counter((c.get("signing", c["service"]), c["operation"]) for c in calls).items():
+        limit = published_limit(signing, action, is_read(action))
+        if limit is None:
+            continue
+        bucket = TokenBucket(limit)
+        seconds = max(0.0, (n - bucket.burst) / bucket.ceiling)
+        if slowest is None or seconds > slowest["seconds"]:
+            slowest = {"action": f"{signing}:{action}", "calls": n, "seconds": round(seconds, 2)}
+    return slowest
 
 
 def step_weights(calls: list[dict], phase: str | None) -> tuple[dict[str, int], int, int]:
@@ -561,7 +588,8 @@ def markdown(result: dict) -> str:
         "",
         "Bound = the critical path: the longest chain of calls that must follow one another × the latency "
         f'(benchmarks/README.md says how it is counted). Bound at parallelism also counts that {m["parallelism"]} '
-        f"workers ({OBSERVE_PARALLELISM} for discovery) cannot go faster than their calls ÷ {m['parallelism']}. "
+        f"workers ({OBSERVE_PARALLELISM} for discovery) cannot go faster than their calls ÷ {m['parallelism']}, "
+        "nor the executor's calls faster than AWS's published rate limits allow (CloudWatch: 3 alarm writes a second). "
         "Mean call ms is what a call took as envctl saw it: the latency plus the emulator's own time. "
         "The last bound takes that time for each call instead of the latency: wall ÷ that is envctl's own share.",
         "",

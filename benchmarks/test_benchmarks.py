@@ -112,3 +112,19 @@ def test_a_step_whose_reads_run_side_by_side_costs_its_own_calls_and_each_maps_l
     assert cp["longest_chain"] == {"calls": 6, "path": ["bucket/uploads"]}      # 3 own + 2 + 1
     assert cp["at_parallelism"]["calls"] == 6          # 3 own calls ÷ 2 workers, 5 reads ÷ 2 read threads: below
     assert result["step_calls_by_kind"]["bucket"] == {"steps": 1, "calls_each": 6, "max": 6}
+
+
+def test_the_bound_at_parallelism_is_no_less_than_what_aws_rate_limits_allow():
+    # 12 alarms: CloudWatch's 3 writes a second (burst 3), at envctl's 90%: (12 − 2.7) ÷ 2.7 s.
+    graph = [_node(f"alarm/a{i}") for i in range(12)]
+    calls = [dict(_call(f"alarm/a{i}|apply", "cloudwatch", "PutMetricAlarm"), signing="monitoring")
+             for i in range(12)] + [_call(f"queue/q{i}|apply", "sqs", "CreateQueue") for i in range(40)]
+    trace = {"calls": calls, "phases": [], "tag_scan_users": []}
+    run = Run(["envctl", "create"], 0, 4.0, 100.0, 0.5, 0.0, "", "", trace=trace)
+
+    result = analyse(run, graph, 0.05, "apply", 10, expect=(0,))
+
+    at_p = result["critical_path"]["at_parallelism"]
+    assert at_p["rate_floor"] == {"action": "monitoring:PutMetricAlarm", "calls": 12, "seconds": 3.44}
+    assert at_p["bound_s"] == pytest.approx(3.44, abs=0.01)         # above 52 calls ÷ 10 × 50 ms
+    assert result["wall_over_bound_at_parallelism"] == pytest.approx(4.0 / 3.444, abs=0.01)

@@ -108,6 +108,7 @@ def install() -> None:
 
     def traced_call(client, operation_name, api_params):
         record = {"label": _current(), "service": client.meta.service_model.service_name,
+                  "signing": client.meta.service_model.signing_name,     # the rate limits' name
                   "operation": operation_name, "start": time.time()}
         try:
             return make_api_call(client, operation_name, api_params)
