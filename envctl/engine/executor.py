@@ -481,8 +481,12 @@ class _Run:
         live = p.read(self.ctx, id)
         if live is None:
             raise Refused(f"{c.kind} {id} disappeared while being worked on; run diff again")
-        if not self.ctx.is_ours(live.tags):
-            raise Refused(f"{c.kind} {id} is not tagged as this environment's; refusing to touch it")
+        return self._ours(c.kind, id, live)
+
+    def _ours(self, kind: str, id: str, live: Observed | None) -> Observed | None:
+        """`live` as read; refused when it is no longer tagged as this environment's."""
+        if live is not None and not self.ctx.is_ours(live.tags):
+            raise Refused(f"{kind} {id} is not tagged as this environment's; refusing to touch it")
         return live
 
     def _remove(self, step: _Step) -> _Finish:
@@ -503,25 +507,20 @@ class _Run:
         c = step.change
         p = self.get(c.kind)
         seen = self.observed.get(c.address)
-        live = self._call(c.address, lambda: p.read_for_delete(self.ctx, seen)) if seen is not None \
-            else self._call(c.address, lambda: p.read(self.ctx, c.id))
-        if live is not None and not self.ctx.is_ours(live.tags) and seen is not None:
-            # Some tag APIs answer "no tags" for a resource that is gone (moto's, at least): a
-            # full read tells gone from not ours.
+        live = self._call(c.address, lambda: p.read_for_delete(self.ctx, seen)) if seen is not None else None
+        if seen is None or (live is not None and not self.ctx.is_ours(live.tags)):
+            # No view from the plan, or tags that say "not ours", which some tag APIs (moto's, at
+            # least) also answer for a resource that is gone: a full read decides.
             live = self._call(c.address, lambda: p.read(self.ctx, c.id))
-        if live is not None and not self.ctx.is_ours(live.tags):
-            raise Refused(f"{c.kind} {c.id} is not tagged as this environment's; refusing to touch it")
-        return live
+        return self._ours(c.kind, c.id, live)
 
     def _live(self, step: _Step) -> Observed | None:
         """Read the resource again; refuse if it is not ours or not what the plan saw."""
         c = step.change
         p = self.get(c.kind)
-        live = self._call(c.address, lambda: p.read(self.ctx, c.id))
+        live = self._ours(c.kind, c.id, self._call(c.address, lambda: p.read(self.ctx, c.id)))
         if live is None:
             return None
-        if not self.ctx.is_ours(live.tags):
-            raise Refused(f"{c.kind} {c.id} is not tagged as this environment's; refusing to touch it")
         seen = self.observed.get(c.address)
         if seen is not None:
             name = c.physical_name

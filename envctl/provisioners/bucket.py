@@ -288,7 +288,6 @@ def _settings(s3: Any, name: str) -> tuple[Callable[[], Any], ...]:
 _GONE = object()      # a setting's read found the bucket gone
 
 
-
 def _props(name: str, block: dict, encryption: dict, policy: str | None, versioning: str | None,
            lifecycle: list, notifications: dict) -> BucketProps:
     rules = encryption.get("Rules", [])

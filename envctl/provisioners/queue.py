@@ -83,7 +83,7 @@ class Queue(Provisioner[QueueProps]):
     def read_for_delete(self, ctx, observed: Observed[QueueProps]) -> Observed[QueueProps] | None:
         # DeleteQueue takes the URL alone.
         sqs = ctx.client("sqs")
-        return with_live_tags(observed, lambda: sqs.list_queue_tags(QueueUrl=observed.id).get("Tags", {}))
+        return with_live_tags(observed, partial(_tags, sqs, observed.id))
 
     def find(self, ctx, node: Node) -> Observed[QueueProps] | None:
         url = _url(ctx, node.props.name)
@@ -143,8 +143,7 @@ class Queue(Provisioner[QueueProps]):
         try:
             attributes = partial(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["All"])
             if tags is None:        # both side by side (on the executor's read pool)
-                answer, listed = ctx.read_all([attributes, partial(sqs.list_queue_tags, QueueUrl=url)])
-                tags = listed.get("Tags", {})
+                answer, tags = ctx.read_all([attributes, partial(_tags, sqs, url)])
             else:
                 answer = attributes()
             attrs = answer["Attributes"]
@@ -157,6 +156,10 @@ class Queue(Provisioner[QueueProps]):
         return Observed(address=address or address_of(tags) or Address(self.kind, name), id=url,
                         props=_props(name, attrs), tags=dict(tags),
                         outputs={"url": url, "arn": arn, "name": name})
+
+
+def _tags(sqs, url: str) -> dict[str, str]:
+    return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
 
 
 def _listed_urls(ctx, prefix: str) -> dict[str, str]:

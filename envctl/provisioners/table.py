@@ -266,7 +266,6 @@ def _answer(call: Callable[..., dict], key: str, **kwargs) -> dict | None:
         raise
 
 
-
 def _status(ctx, name: str) -> tuple[str, str | None] | None:
     """(status, reason) for wait_until; None when the table is gone."""
     table = _describe(ctx, name)

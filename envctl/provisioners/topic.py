@@ -63,8 +63,7 @@ class Topic(Provisioner[TopicProps]):
     def read_for_delete(self, ctx, observed: Observed[TopicProps]) -> Observed[TopicProps] | None:
         # DeleteTopic takes the ARN alone (the subscriptions go with the topic).
         sns = ctx.client("sns")
-        return with_live_tags(observed,
-                              lambda: tag_dict(sns.list_tags_for_resource(ResourceArn=observed.id).get("Tags")))
+        return with_live_tags(observed, partial(_tags, sns, observed.id))
 
     def find(self, ctx, node: Node) -> Observed[TopicProps] | None:
         return self._read(ctx, _arn(ctx, node.props.name), tags=None, address=node.address)
@@ -135,14 +134,14 @@ class Topic(Provisioner[TopicProps]):
         sns = ctx.client("sns")
         reads = [partial(sns.get_topic_attributes, TopicArn=arn)]       # side by side: each needs the ARN only
         if tags is None:
-            reads.append(partial(sns.list_tags_for_resource, ResourceArn=arn))
+            reads.append(partial(_tags, sns, arn))
         if subscriptions is None:
             reads.append(partial(_subscriptions, sns, arn))
         try:
             answers = iter(ctx.read_all(reads))
             attrs = next(answers)["Attributes"]
             if tags is None:
-                tags = tag_dict(next(answers).get("Tags"))
+                tags = next(answers)
             if subscriptions is None:
                 subscriptions = next(answers)
         except Exception as e:
@@ -161,6 +160,10 @@ def _arn(ctx, name: str) -> str:
     region = ctx.region
     partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
     return f"arn:{partition}:sns:{region}:{ctx.aws.account_id()}:{name}"
+
+
+def _tags(sns, arn: str) -> dict[str, str]:
+    return tag_dict(sns.list_tags_for_resource(ResourceArn=arn).get("Tags"))
 
 
 def _subscriptions(sns, arn: str) -> list[tuple[Subscription, str]]:
