@@ -59,6 +59,7 @@ def _register() -> None:
 def main() -> None:
     """Entry point: user errors are one line and exit 1; bugs get a traceback with -v."""
     app_module.ONE_COMMAND_PROCESS = True
+    gc.disable()                        # until set_up_done(), or to the end of a command that makes no call
     code = run_command_line(sys.argv[1:])
     # The process ends here. Left alone, the interpreter's shutdown runs full garbage
     # collections over every object the run made (botocore's service models, pydantic's

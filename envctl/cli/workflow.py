@@ -87,8 +87,8 @@ def observe_scope(app: App, project: str, environment: str, spec=None,
     session = session or app.session(spec, region=region)
     session.scope = (project, environment)
     ctx = Ctx(aws=session, project=project, environment=environment)
-    set_up_done()
     observation = guarded(app, "discovering the environment", lambda: discover(ctx))
+    set_up_done()                       # the clients discovery made live to the end too
     if observation.duplicates:
         for address, ids in observation.duplicates:
             app.err.print(f"[bold red]error:[/] {address} is claimed by {len(ids)} live resources "
