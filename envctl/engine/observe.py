@@ -2,7 +2,7 @@
 
 Every kind's `discover(ctx)` runs on a small thread pool; together they give one Observed
 per address. A kind that must read its resources one by one (no batch describe) reads them
-side by side on a second pool (`Ctx.map`). Two live resources claiming the same address are a problem to report (a
+side by side on a second pool (`Ctx.map`), shared fairly among the kinds (engine/lanes.py). Two live resources claiming the same address are a problem to report (a
 duplicate from a crashed run, a copy made by hand), never something to pick from silently:
 they are listed in `duplicates` and left out of `resources`, and the caller must stop.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from envctl.aws import errors
 from envctl.engine import retry
+from envctl.engine.lanes import LanePool
 from envctl.model.address import Address
 from envctl.plan.planner import provisioner_lookup
 from envctl.provisioners.base import Ctx, Observed, Provisioner
@@ -66,12 +67,11 @@ def observe(ctx: Ctx, kinds: Iterable[str] | None = None, parallelism: int = 8, 
     retry_options = {} if sleep is None else {"sleep": sleep}
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="observe") as pool, \
-            ThreadPoolExecutor(max_workers=max(1, READS_PER_KIND_THREAD * parallelism),
-                               thread_name_prefix="read") as reads:
-        reading = dataclasses.replace(ctx, read_pool=reads)
+            LanePool(READS_PER_KIND_THREAD * parallelism, name="read") as reads:
 
         def discover(kind: str) -> list[Observed] | None:
             p = get(kind)
+            reading = dataclasses.replace(ctx, read_pool=reads.lane())     # each kind its share of the reads
             try:
                 return retry.retry(lambda: list(p.discover(reading)), deadline_s=DISCOVER_WINDOW_S,
                                    **retry_options)
