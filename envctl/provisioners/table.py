@@ -78,6 +78,20 @@ class Table(Provisioner[TableProps]):
     def read(self, ctx, id: str) -> Observed[TableProps] | None:
         return self._read(ctx, id, tags=None)
 
+    def read_for_delete(self, ctx, observed: Observed[TableProps]) -> Observed[TableProps] | None:
+        """DeleteTable needs the name, and deletion protection as it is now (it may have been
+        turned on since the plan): DescribeTable and the tags side by side, 2 calls instead of
+        a full read's 4; TTL and point-in-time recovery do not matter to a delete."""
+        from dataclasses import replace
+
+        ddb = ctx.client("dynamodb")
+        table, tags = ctx.read_all([partial(_describe, ctx, observed.id),
+                                    partial(_or_none, partial(_tags, ddb, observed.outputs["arn"]))])
+        if table is None or tags is None or table["TableStatus"] == "DELETING":
+            return None
+        protected = bool(table.get("DeletionProtectionEnabled", False))
+        return replace(observed, tags=tags, props=observed.props.model_copy(update={"deletion_protection": protected}))
+
     def find(self, ctx, node: Node) -> Observed[TableProps] | None:
         return self._read(ctx, node.props.name, tags=None, address=node.address)
 
@@ -256,10 +270,15 @@ def _reads(ctx, name: str) -> tuple[Callable[[], dict | None], ...]:
 
 def _answer(call: Callable[..., dict], key: str, **kwargs) -> dict | None:
     """call(**kwargs)[key]; None when the table is not (or no longer) there."""
+    return _or_none(lambda: call(**kwargs)[key])
+
+
+def _or_none(read: Callable[[], Any]) -> Any:
+    """read(); None when the table is not (or no longer) there."""
     from envctl.aws import errors
 
     try:
-        return call(**kwargs)[key]
+        return read()
     except Exception as e:
         if errors.is_not_found(e):
             return None

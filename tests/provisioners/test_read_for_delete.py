@@ -3,7 +3,8 @@
 The executor checks those tags before deleting (engine/executor.py); a full read would take 2–8
 calls on these kinds. Against moto server, read back with the provisioners and plain boto3.
 Alarms and log groups keep the full read: moto keeps their tags after they are deleted, so
-their tags alone cannot say "gone" there (a full read is 2 and 3 calls).
+their tags alone cannot say "gone" there (a full read is 2 and 3 calls). Tables read
+DescribeTable with the tags (below).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from envctl.model.address import Address
 from envctl.provisioners import by_kind
+from envctl.provisioners.base import DeletionProtected
 from tests.provisioners.harness import create_all, graph_from_yaml, make_ctx
 
 SPEC = """\
@@ -83,3 +85,48 @@ def test_once_deleted_it_is_gone_or_without_our_tags(made, kind):
 
     assert now is None or not ctx.is_ours(now.tags)
     assert p.read(ctx, seen.id) is None
+
+
+# A table's delete also needs its deletion protection as it is now: DescribeTable and the tags,
+# side by side (a full read is 4 calls: TTL and point-in-time recovery matter to no delete).
+TABLE_SPEC = """\
+tables:
+  sessions:
+    partition_key: id
+    ttl_attribute: expires_at
+"""
+
+
+@pytest.fixture
+def table(aws, tmp_path):
+    ctx = make_ctx(aws)
+    return ctx, create_all(ctx, graph_from_yaml(tmp_path, TABLE_SPEC))[Address("table", "sessions")]
+
+
+def test_a_table_reads_its_tags_and_its_deletion_protection_as_they_are_now(aws, table):
+    ctx, seen = table
+    p = by_kind("table")
+    assert seen.props.deletion_protection is False
+    p.update_tags(ctx, seen, {**seen.tags, "Owner": "someone-else"})
+    aws.client("dynamodb").update_table(TableName=seen.id, DeletionProtectionEnabled=True)   # by hand, since the plan
+    aws.log.clear()
+
+    now = p.read_for_delete(ctx, seen)
+
+    assert sorted(c.action for c in aws.log.snapshot()) == ["DescribeTable", "ListTagsOfResource"]
+    assert now is not None and now.tags["Owner"] == "someone-else" and ctx.is_ours(now.tags)
+    assert now.props.deletion_protection is True
+    assert now.props.model_copy(update={"deletion_protection": False}) == seen.props
+    assert (now.address, now.id, now.outputs) == (seen.address, seen.id, seen.outputs)
+    # So the delete refuses, as it would have after a full read.
+    with pytest.raises(DeletionProtected):
+        p.delete(ctx, now)
+
+
+def test_a_deleted_table_is_gone(table):
+    ctx, seen = table
+    p = by_kind("table")
+    p.delete(ctx, seen)
+    p.wait(ctx, seen.id, "gone")
+
+    assert p.read_for_delete(ctx, seen) is None
