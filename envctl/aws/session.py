@@ -4,11 +4,12 @@ Clients come from botocore, the library under boto3: they are the very clients b
 (`boto3.client` is `botocore.session.create_client`), without boto3's own import and set-up
 (its resources, and the S3 transfer manager it attaches to every S3 client), about 0.1 s of
 every command's start-up that envctl never used. botocore sessions are not thread-safe;
-clients are. We create clients under a lock from one session, and share them. Standard retry mode retries throttling, 5xx and dropped
-connections with backoff (total attempts bounded by `max_attempts`), but for one case: a
-mutating call without an idempotency token whose connection broke after it was sent (see
-`_no_blind_retry`). That one may have happened, so it goes back to the caller, which looks
-before it tries again.
+clients are. We create clients under a lock from one session, and share them.
+
+Standard retry mode retries throttling, 5xx and dropped connections with backoff (total
+attempts bounded by `max_attempts`), but for one case: a mutating call without an
+idempotency token whose connection broke after it was sent (see `_no_blind_retry`). That
+one may have happened, so it goes back to the caller, which looks before it tries again.
 """
 from __future__ import annotations
 

@@ -2,9 +2,10 @@
 
 Every kind's `discover(ctx)` runs on a small thread pool; together they give one Observed
 per address. A kind that must read its resources one by one (no batch describe) reads them
-side by side on a second pool (`Ctx.map`), shared fairly among the kinds (engine/lanes.py). Two live resources claiming the same address are a problem to report (a
-duplicate from a crashed run, a copy made by hand), never something to pick from silently:
-they are listed in `duplicates` and left out of `resources`, and the caller must stop.
+side by side on a second pool (`Ctx.map`), shared fairly among the kinds (engine/lanes.py).
+Two live resources claiming the same address are a problem to report (a duplicate from a
+crashed run, a copy made by hand), never something to pick from silently: they are listed
+in `duplicates` and left out of `resources`, and the caller must stop.
 """
 from __future__ import annotations
 
