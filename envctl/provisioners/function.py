@@ -76,16 +76,11 @@ class Function(Provisioner[FunctionProps]):
             raise
         return self._read(lam, id, found, statements)
 
-    def _read(self, lam: Any, id: str, found: dict,
-              statements: list[dict] | None = None) -> Observed[FunctionProps] | None:
-        """The function `id`, from its GetFunction answer (`found`) and policy (read here when not given)."""
-        try:
-            if statements is None:
-                statements = _statements(lam, id)
-        except Exception as e:
-            if errors.is_not_found(e):
-                return None
-            raise
+    def _read(self, lam: Any, id: str, found: dict, statements: list[dict] | None = None) -> Observed[FunctionProps]:
+        """The function `id`, from its GetFunction answer (`found`) and policy (read here when not
+        given; `_statements` answers [] for a policy not found)."""
+        if statements is None:
+            statements = _statements(lam, id)
         config = found["Configuration"]
         tags = found.get("Tags", {})
         props = FunctionProps(
