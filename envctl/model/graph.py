@@ -56,7 +56,7 @@ class Node:
 
     @cached_property
     def deps(self) -> frozenset[Address]:
-        # Cached: a walk of the props, asked for once per pair of resources when ordering deletes.
+        # Cached: a walk of the props, asked for by validation, the planner and the executor's ordering.
         return frozenset(r.address for r in refs_in(self.props)) | self.extra_deps
 
 

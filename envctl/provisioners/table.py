@@ -12,6 +12,7 @@ no batch describe, and keeps TTL and point-in-time recovery out of DescribeTable
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any, Literal
 
@@ -82,8 +83,6 @@ class Table(Provisioner[TableProps]):
         """DeleteTable needs the name, and deletion protection as it is now (it may have been
         turned on since the plan): DescribeTable and the tags side by side, 2 calls instead of
         a full read's 4; TTL and point-in-time recovery do not matter to a delete."""
-        from dataclasses import replace
-
         ddb = ctx.client("dynamodb")
         table, tags = ctx.read_all([partial(_describe, ctx, observed.id),
                                     partial(_or_none, partial(_tags, ddb, observed.outputs["arn"]))])
