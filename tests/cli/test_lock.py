@@ -288,16 +288,17 @@ def test_unlock_by_project_when_the_spec_is_gone(aws, envctl, workdir, alice):
 
 class Gate(Layer):
     """Holds back the calls of the `held` actions until `open()` (at most a minute), and
-    counts the calls of each action that have arrived."""
+    counts the calls of each action that have arrived (and keeps their bodies)."""
 
     def __init__(self):
         self.held: set[str] = set()
         self.arrived: dict[str, int] = {}
+        self.bodies: dict[str, list[bytes]] = {}
         self._open = threading.Event()
         self._lock = threading.Lock()
 
     def reset(self, held: set[str]) -> None:
-        self.held, self.arrived = held, {}
+        self.held, self.arrived, self.bodies = held, {}, {}
         self._open.clear()
 
     def open(self) -> None:
@@ -306,6 +307,7 @@ class Gate(Layer):
     def handle(self, request, environ, start_response):
         with self._lock:
             self.arrived[request.action] = self.arrived.get(request.action, 0) + 1
+            self.bodies.setdefault(request.action, []).append(request.body)
         if request.action in self.held:
             self._open.wait(60)
         return self.app(environ, start_response)
@@ -357,6 +359,11 @@ class Processes:
     def arrived(self, action: str) -> int:
         return self.gate.arrived.get(action, 0)
 
+    def tried_the_lock(self, process: subprocess.Popen) -> bool:
+        """Whether `process` has asked for the lock (a PutItem naming its pid) at least once."""
+        pid = re.compile(rb'"pid":\s*\{"N":\s*"%d"\}' % process.pid)
+        return any(pid.search(body) for body in list(self.gate.bodies.get("PutItem", [])))
+
 
 @pytest.fixture
 def processes(gated_emulator, gate, workdir, write_spec):
@@ -382,7 +389,8 @@ def test_two_creates_at_once_one_works_the_other_fails_or_waits(processes):
     impatient = processes.start("create", "qa", "--yes", "--lock-timeout", "0")
     patient = processes.start("create", "qa", "--yes", "--lock-timeout", "120")
     impatient_code, _, impatient_err = finish(impatient)
-    processes.until("the patient run found the lock taken", lambda: processes.arrived("PutItem") >= 3)
+    # By the patient run's own PutItem: the first run's count varies (it makes the lock table).
+    processes.until("the patient run found the lock taken", lambda: processes.tried_the_lock(patient))
     processes.gate.open()
 
     first_code, first_out, first_err = finish(first)
@@ -399,7 +407,7 @@ def test_two_creates_at_once_one_works_the_other_fails_or_waits(processes):
     # the work done.
     assert patient_code == 0, patient_out + patient_err
     assert patient_err.startswith(f"waiting for the lock of acme/qa, held by {holder['holder']['S']} "
-                                  f"(pid {first.pid}, create, since ")
+                                  f"(pid {first.pid}, create, since "), patient_out + patient_err
     assert "Traceback" not in patient_err
     assert patient_out.endswith("Nothing left to do: another run changed acme/qa while this one waited for the "
                                 "lock.\n")
