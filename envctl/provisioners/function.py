@@ -151,9 +151,13 @@ class Function(Provisioner[FunctionProps]):
         if until == "gone":
             return None                            # delete_function is synchronous
         # Polled with GetFunction, the read's own call: the answer that says Active is read on.
+        # The policy is read side by side with the wait: only create and update change it, and
+        # both did so before waiting. A create's read-back is then one call's time, not two.
         lam = ctx.client("lambda")
-        found = self._wait_ready(lam, id, self.timeouts.create, describe=lam.get_function)
-        return None if found is None else self._read(lam, id, found)
+        found, statements = ctx.read_all([partial(self._wait_ready, lam, id, self.timeouts.create,
+                                                  describe=lam.get_function),
+                                          partial(_statements, lam, id)])
+        return None if found is None else self._read(lam, id, found, statements)
 
     def outputs(self, observed: Observed[FunctionProps]) -> Mapping[str, str]:
         return observed.outputs
