@@ -228,7 +228,9 @@ def bench_system(bench: Bench, system: System, parallelism: int | None, has_dest
     from envctl.expand import expand
     from envctl.spec.validate import load
 
-    graph = expand(load(system.specs, system.env))
+    spec = load(system.specs, system.env)
+    graph = expand(spec)
+    region = spec.model.region
     bench.reset()
     latency = bench.latency.seconds
     par = ["--parallelism", str(parallelism)] if parallelism else []
@@ -238,7 +240,8 @@ def bench_system(bench: Bench, system: System, parallelism: int | None, has_dest
     phases = result["phases"]
 
     create = bench.envctl(system.specs, "create", system.env, "--yes", *par)
-    phases["create"] = analyse(create, graph, latency, "apply", parallelism or DEFAULT_PARALLELISM, expect=(0,))
+    phases["create"] = analyse(create, graph, latency, "apply", parallelism or DEFAULT_PARALLELISM, expect=(0,),
+                                region=region)
 
     same = bench.envctl(system.specs, "diff", system.env, "--json")
     phases["diff, no change"] = analyse(same, graph, latency, None, None, expect=(0,))
@@ -255,7 +258,7 @@ def bench_system(bench: Bench, system: System, parallelism: int | None, has_dest
     if has_destroy:
         destroy = bench.envctl(system.specs, "destroy", system.env, "--yes", *par)
         phases["destroy"] = analyse(destroy, graph, latency, "remove", parallelism or DEFAULT_PARALLELISM,
-                                    expect=(0,))
+                                    expect=(0,), region=region)
     else:
         phases["destroy"] = {"skipped": "envctl has no destroy command yet"}
     return result
@@ -295,7 +298,7 @@ def _summary(run: Run) -> dict | None:
 # ------------------------------------------------------------------ analysis
 
 def analyse(run: Run, graph, latency_s: float, step_phase: str | None, parallelism: int | None,
-            expect: tuple[int, ...]) -> dict:
+            expect: tuple[int, ...], region: str = "") -> dict:
     """Wall time, calls and the critical-path bound of one command, from its trace.
 
     The calls of one label follow one another (one thread each), and the main thread's come
@@ -336,7 +339,7 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
         if step_phase and parallelism else 0
     calls_at_p = main + observers + workers
     # A third: AWS's published rate limits let no client make the executor's calls faster.
-    floor = rate_floor([c for c in calls if "|" in c["label"]])
+    floor = rate_floor([c for c in calls if "|" in c["label"]], region)
     floor_s = floor["seconds"] if floor else 0.0
 
     def at_parallelism(call_s: float) -> float:
@@ -397,23 +400,28 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     return out
 
 
-def rate_floor(calls: list[dict]) -> dict | None:
-    """The least time AWS's published rate limits (EC2's, CloudWatch's: the token buckets envctl
-    paces itself with, envctl/aws/ratelimit.py, at its 90%) allow for `calls`: per action, the
-    calls beyond its burst ÷ its rate; the slowest action sets it. None when no call has a
-    published limit. Services that publish none (SQS, IAM…) set no floor."""
-    from envctl.aws.ratelimit import TokenBucket, published_limit
+def rate_floor(calls: list[dict], region: str) -> dict | None:
+    """The least time AWS's published rate limits in `region` (the token buckets envctl paces
+    itself with, envctl/aws/ratelimit.py, at its 90%) allow for `calls`: per bucket, the calls
+    beyond its burst ÷ its rate; the slowest bucket sets it. None when no call has a published
+    limit. Actions with no published limit (IAM's, S3's…) set no floor."""
+    from envctl.aws.ratelimit import TokenBucket, bucket_name, published_limit
     from envctl.aws.session import is_read
 
-    slowest = None
+    by_bucket: Counter = Counter()          # actions AWS counts together (SQS's tagging) fill one bucket
+    limits = {}
     for (signing, action), n in Counter((c.get("signing", c["service"]), c["operation"]) for c in calls).items():
-        limit = published_limit(signing, action, is_read(action))
-        if limit is None:
-            continue
-        bucket = TokenBucket(limit)
+        limit = published_limit(signing, action, is_read(action), region)
+        if limit is not None:
+            key = f"{signing}:{bucket_name(action, limit)}"
+            by_bucket[key] += n
+            limits[key] = limit
+    slowest = None
+    for key, n in by_bucket.items():
+        bucket = TokenBucket(limits[key])
         seconds = max(0.0, (n - bucket.burst) / bucket.ceiling)
         if slowest is None or seconds > slowest["seconds"]:
-            slowest = {"action": f"{signing}:{action}", "calls": n, "seconds": round(seconds, 2)}
+            slowest = {"action": key, "calls": n, "seconds": round(seconds, 2)}
     return slowest
 
 

@@ -109,7 +109,7 @@ class AwsSession:
         self._tagged: dict[str, list[tuple[str, dict[str, str]]]] | None = None
         self._tag_lock = threading.Lock()
         self.scope: tuple[str, str] | None = None
-        self.limiter = RateLimiter(is_read=is_read) if options.rate_limit else None
+        self.limiter = RateLimiter(is_read=is_read, region=self.region) if options.rate_limit else None
 
     def client(self, service: str) -> Any:
         with self._lock:

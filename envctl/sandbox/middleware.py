@@ -46,7 +46,7 @@ from enum import Enum
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as xml_escape
 
-from envctl.aws.ratelimit import Limit, published_limit
+from envctl.aws.ratelimit import Limit, bucket_name, published_limit
 from envctl.sandbox.server import ReplayBody, describe_request
 
 Wsgi = Callable  # a WSGI application: (environ, start_response) → iterable of bytes
@@ -451,10 +451,11 @@ class RateLimit(Layer):
     `limits` maps "service:Action", "service:*" or "*" to calls per second (each action's bucket
     then holds `burst` calls, default one second's worth, at least 1) or to a `Limit` (rate and
     burst); the most precise key applies. With `aws_limits`, an action no key names gets AWS's
-    published limit (envctl.aws.ratelimit: EC2, CloudWatch) or, for services that publish none,
-    `UNPUBLISHED`: lower than envctl's own guess for them, so that its adaptation is put to work.
-    REST services (S3, Lambda) are not limited by `aws_limits`: their calls name a path, not an
-    action, and they publish no limits envctl's calls come near.
+    published limit in the request's region (envctl.aws.ratelimit; actions AWS counts together
+    share one bucket) or, for services that publish none, `UNPUBLISHED`: lower than envctl's own
+    guess for them, so that its adaptation is put to work. REST services (S3, Lambda) are not
+    limited by `aws_limits`: their calls name a path, not an action. (S3 publishes no limit for
+    its bucket APIs; Lambda's 15 control plane calls a second go unchecked here.)
     """
 
     UNPUBLISHED = Limit(20, 20)
@@ -484,7 +485,7 @@ class RateLimit(Layer):
         limit = self._limit(request)
         if limit is None:
             return True
-        key = (request.service, request.action)
+        key = (request.service, bucket_name(request.action, limit))
         with self._lock:
             now = self._clock()
             tokens, last = self._buckets.get(key, (limit.burst, now))
@@ -504,7 +505,8 @@ class RateLimit(Layer):
                     return value
                 return Limit(value, self.burst if self.burst is not None else max(1.0, value))
         if self.aws_limits and not request.protocol.startswith("rest"):
-            return published_limit(request.service, request.action, not request.mutating) or self.UNPUBLISHED
+            return (published_limit(request.service, request.action, not request.mutating, request.region)
+                    or self.UNPUBLISHED)
         return None
 
 

@@ -91,6 +91,34 @@ def test_ec2_actions_each_have_a_bucket_of_their_kind():
     assert limiter.bucket("sqs", "CreateQueue").ceiling == pytest.approx(ratelimit.DEFAULT.rate * ratelimit.MARGIN)
 
 
+def test_actions_aws_counts_together_share_one_bucket():
+    # SQS: "Tagging actions are limited to 30 TPS per AWS account", reads and writes alike.
+    limiter = RateLimiter(is_read=is_read)
+
+    tagging = limiter.bucket("sqs", "ListQueueTags")
+    assert limiter.bucket("sqs", "TagQueue") is tagging
+    assert limiter.bucket("sqs", "UntagQueue") is tagging
+    assert tagging.ceiling == pytest.approx(30 * ratelimit.MARGIN)
+    assert limiter.bucket("sqs", "GetQueueAttributes") is not tagging
+    assert limiter.bucket("sqs", "ListQueueTags") is tagging        # asked again: the same one
+    # Lambda: "15 requests per second across all APIs", but GetFunction and GetPolicy.
+    control = limiter.bucket("lambda", "CreateFunction")
+    assert limiter.bucket("lambda", "AddPermission") is control
+    assert control.ceiling == pytest.approx(15 * ratelimit.MARGIN)
+    assert limiter.bucket("lambda", "GetFunction").ceiling == pytest.approx(100 * ratelimit.MARGIN)
+    assert limiter.bucket("logs", "PutRetentionPolicy") is not limiter.bucket("logs", "PutMetricFilter")
+
+
+def test_sns_topic_calls_are_paced_at_their_regions_published_rate():
+    def ceiling(region: str) -> float:
+        return RateLimiter(is_read=is_read, region=region).bucket("sns", "GetTopicAttributes").ceiling
+
+    assert ceiling("us-east-1") == pytest.approx(3000 * ratelimit.MARGIN)
+    assert ceiling("eu-central-1") == pytest.approx(150 * ratelimit.MARGIN)
+    assert ceiling("eu-north-1") == pytest.approx(30 * ratelimit.MARGIN)
+    assert ceiling("ap-southeast-5") == pytest.approx(30 * ratelimit.MARGIN)    # not in AWS's table: its lowest
+
+
 class Answer:
     def __init__(self, status: int):
         self.status_code = status

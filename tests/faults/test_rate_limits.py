@@ -2,9 +2,10 @@
 
 The emulator keeps AWS's published token buckets (envctl/sandbox/middleware.py RateLimit,
 aws_limits=True): CloudWatch allows PutMetricAlarm 3 a second (3 at once) and DescribeAlarms
-9. Twelve alarms made at once overrun both. With envctl's client-side buckets no call is
-refused; without them (--no-rate-limit) the same run is throttled, which shows that the test
-can fail.
+9; CloudWatch Logs allows PutRetentionPolicy and its tag and metric filter reads 5 a second.
+Twelve alarms and twelve log groups made at once overrun them. With envctl's client-side buckets no
+call is refused; without them (--no-rate-limit) the same run is throttled, which shows that the
+test can fail.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ ALARMS = 12
 def specs(tmp_path: Path) -> Path:
     lines = ["project: pace", "region: eu-north-1", "topics:", "  alarms: {}", "queues:"]
     lines += [f"  q{i}: {{}}" for i in range(ALARMS)]
+    lines.append("log_groups:")
+    lines += [f"  l{i}: {{retention_days: 7}}" for i in range(ALARMS)]
     lines.append("alarms:")
     for i in range(ALARMS):
         lines += [f"  a{i}:",
@@ -42,8 +45,8 @@ def create(specs: Path, *options: str, parallelism: int) -> None:
     assert result.exit_code == 0, result.output[-2000:]
 
 
-def cloudwatch_throttles(faulty) -> int:
-    return sum(n for call, n in faulty.limits.throttled.items() if call.startswith("monitoring:"))
+def throttles(faulty, service: str) -> int:
+    return sum(n for call, n in faulty.limits.throttled.items() if call.startswith(f"{service}:"))
 
 
 @pytest.mark.parametrize("parallelism", [10, 50])
@@ -54,7 +57,8 @@ def test_paced_calls_stay_within_aws_published_limits(faulty, specs, parallelism
 
     alarms = faulty.client("cloudwatch").describe_alarms(AlarmNamePrefix="pace-qa-")["MetricAlarms"]
     assert len(alarms) == ALARMS
-    assert cloudwatch_throttles(faulty) == 0, faulty.limits.throttled
+    assert throttles(faulty, "monitoring") == 0, faulty.limits.throttled
+    assert throttles(faulty, "logs") == 0, faulty.limits.throttled
 
 
 def test_without_pacing_the_same_run_is_throttled(faulty, specs):
@@ -62,4 +66,5 @@ def test_without_pacing_the_same_run_is_throttled(faulty, specs):
 
     create(specs, "--no-rate-limit", parallelism=50)
 
-    assert cloudwatch_throttles(faulty) >= 5, faulty.limits.throttled
+    assert throttles(faulty, "monitoring") >= 5, faulty.limits.throttled
+    assert throttles(faulty, "logs") >= 1, faulty.limits.throttled
