@@ -1,8 +1,8 @@
 """Throttling at raised parallelism: `python -m benchmarks.throttling` (see benchmarks/README.md).
 
 The emulator keeps AWS's rate limits (envctl/sandbox/middleware.py RateLimit with aws_limits:
-EC2's and CloudWatch's published token buckets, and 20 calls a second per action for the
-services that publish none). envctl creates and destroys each system at parallelism 10 and 50,
+the published rates envctl paces itself with, and 20 calls a second per action for the
+actions with none published). envctl creates and destroys each system at parallelism 10 and 50,
 paced by its client-side token buckets (the default) and with --no-rate-limit, and the
 emulator counts the calls it refused. Results: results/throttling.md and throttling.json.
 """
@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         bench.stop()
     result = {"meta": {"date": time.strftime("%Y-%m-%d %H:%M"), "latency_ms": args.latency_ms,
-                       "limits": "EC2 and CloudWatch as published (envctl/aws/ratelimit.py), "
-                                 "20 calls/s a bucket per action elsewhere"},
+                       "limits": "AWS's published rates (envctl/aws/ratelimit.py) in the system's region, "
+                                 "20 calls/s a bucket per action where none is published"},
               "runs": runs}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throttling.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -4,13 +4,17 @@ AWS throttles each account per region with token buckets. EC2 publishes its own:
 action has a bucket, and its size and refill rate depend on the kind of action
 (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html). CloudWatch, CloudWatch
 Logs, Lambda, SNS, SQS (its tagging), DynamoDB, EventBridge and RDS publish rates for some or all
-of their actions (the tables below say where). envctl keeps the same buckets on its side and takes a token before every HTTP attempt (retries too), so raising
---parallelism queues calls here instead of sending a storm that AWS refuses: botocore's retry
-quota runs dry under a storm, and calls then fail that patience would have let through.
+of their actions (the tables below say where). envctl keeps the same buckets on its side and
+takes a token before every HTTP attempt (retries too), so raising --parallelism queues calls
+here instead of sending a storm that AWS refuses: botocore's retry quota runs dry under a storm,
+and calls then fail that patience would have let through.
 
-The buckets cannot see other clients of the account, and most services do not publish their
-limits, so each bucket also adapts: a throttling answer halves its rate (and empties it), and
-while calls go through the rate grows back slowly (RECOVERY), up to the configured rate.
+The buckets cannot see other clients of the account, and many actions have no published limit,
+so each bucket also adapts, as TCP's CUBIC (and botocore's adaptive retry mode) do: a throttling
+answer cuts the rate to 70% and empties the bucket; while calls go through, the rate grows back
+fast to where AWS refused, stays near it, then slowly probes above it, up to the configured
+rate. The calls in flight at a cut were sent at the old rate: their refusals, within a second
+of it, cut nothing more.
 
 A bucket may go into debt: a caller takes its token at once and sleeps until the token would
 have arrived, outside the lock, so waiting callers are served in the order they came.
@@ -94,7 +98,7 @@ SNS_TOPIC_RATES = {"us-east-1": 3000, "us-west-2": 900, "eu-west-1": 900,
                                     "ap-southeast-2", "ap-northeast-1", "eu-central-1"], 150)}
 SNS_TOPIC_RATE_ELSEWHERE = 30
 
-# Others publish no limits (IAM, Auto Scaling, S3's bucket APIs, SQS but its tagging, DynamoDB's
+# Others publish no limits (IAM, Auto Scaling, S3's bucket APIs, SQS apart from its tagging, DynamoDB's
 # other control plane calls, the Tagging API): DEFAULT refills generously but holds little, so
 # that a first burst cannot overrun a smaller real bucket by much; the adaptation finds the real rate.
 DEFAULT = Limit(50, 10)
@@ -102,7 +106,9 @@ DEFAULT = Limit(50, 10)
 # and requests sent in order can arrive out of it.
 MARGIN = 0.9
 SLOWEST = 0.05        # adaptation never goes below this share of the configured rate
-RECOVERY = 0.05       # after a throttle, the rate grows back by this share of the configured rate a second
+BETA = 0.7            # a throttle cuts the rate to this share of what it was
+SCALE = 0.4           # CUBIC's C (calls a second per second³): how fast the rate grows back
+HOLD = 1.0            # seconds after a cut in which further throttles cut nothing more
 
 
 def published_limit(service: str, action: str, read: bool, region: str = "") -> Limit | None:
@@ -132,7 +138,10 @@ class TokenBucket:
         self.burst = max(1.0, limit.burst * MARGIN)
         self._tokens = self.burst
         self._clock, self._sleep = clock, sleep
-        self._last = self._grown = clock()
+        self._last = clock()
+        self._cut: float | None = None      # when the last throttle cut the rate
+        self._refused_at = self.ceiling     # the rate AWS refused then (CUBIC's W_max)
+        self._regain = 0.0                  # seconds from that cut until the rate is back to it (CUBIC's K)
         self._lock = threading.Lock()
 
     def take(self) -> float:
@@ -146,19 +155,26 @@ class TokenBucket:
         return wait
 
     def throttled(self) -> None:
-        """AWS refused a call of this bucket for its rate: halve the rate and start empty."""
+        """AWS refused a call of this bucket for its rate: start empty, and cut the rate unless
+        it was cut within HOLD (the calls in flight then were sent at the old rate)."""
         with self._lock:
             self._refill()
-            self.rate = max(self.ceiling * SLOWEST, self.rate / 2)
             self._tokens = min(self._tokens, 0.0)
-            self._grown = self._last
+            if self._cut is not None and self._last - self._cut < HOLD:
+                return
+            self._refused_at = self.rate
+            self.rate = max(self.ceiling * SLOWEST, self.rate * BETA)
+            self._regain = (self._refused_at * (1 - BETA) / SCALE) ** (1 / 3)
+            self._cut = self._last
 
     def succeeded(self) -> None:
+        """A call went through: the rate grows back on CUBIC's curve since the last cut."""
         with self._lock:
-            if self.rate < self.ceiling:
+            if self.rate < self.ceiling and self._cut is not None:
                 self._refill()
-                self.rate = min(self.ceiling, self.rate + self.ceiling * RECOVERY * (self._last - self._grown))
-                self._grown = self._last
+                since = self._last - self._cut
+                cubic = SCALE * (since - self._regain) ** 3 + self._refused_at
+                self.rate = min(self.ceiling, max(self.rate, cubic))
 
     def _refill(self) -> None:
         now = self._clock()
