@@ -9,12 +9,9 @@ takes a token before every HTTP attempt (retries too), so raising --parallelism 
 here instead of sending a storm that AWS refuses: botocore's retry quota runs dry under a storm,
 and calls then fail that patience would have let through.
 
-The buckets cannot see other clients of the account, and many actions have no published limit,
-so each bucket also adapts, as TCP's CUBIC (and botocore's adaptive retry mode) do: a throttling
-answer cuts the rate to 70% and empties the bucket; while calls go through, the rate grows back
-fast to where AWS refused, stays near it, then slowly probes above it, up to the configured
-rate. The calls in flight at a cut were sent at the old rate: their refusals, within a second
-of it, cut nothing more.
+The buckets cannot see other clients of the account, and most services do not publish their
+limits, so each bucket also adapts: a throttling answer halves its rate (and empties it), and
+while calls go through the rate grows back slowly (RECOVERY), up to the configured rate.
 
 A bucket may go into debt: a caller takes its token at once and sleeps until the token would
 have arrived, outside the lock, so waiting callers are served in the order they came.
@@ -106,9 +103,7 @@ DEFAULT = Limit(50, 10)
 # and requests sent in order can arrive out of it.
 MARGIN = 0.9
 SLOWEST = 0.05        # adaptation never goes below this share of the configured rate
-BETA = 0.7            # a throttle cuts the rate to this share of what it was
-SCALE = 0.4           # CUBIC's C (calls a second per second³): how fast the rate grows back
-HOLD = 1.0            # seconds after a cut in which further throttles cut nothing more
+RECOVERY = 0.05       # after a throttle, the rate grows back by this share of the configured rate a second
 
 
 def published_limit(service: str, action: str, read: bool, region: str = "") -> Limit | None:
@@ -138,10 +133,7 @@ class TokenBucket:
         self.burst = max(1.0, limit.burst * MARGIN)
         self._tokens = self.burst
         self._clock, self._sleep = clock, sleep
-        self._last = clock()
-        self._cut: float | None = None      # when the last throttle cut the rate
-        self._refused_at = self.ceiling     # the rate AWS refused then (CUBIC's W_max)
-        self._regain = 0.0                  # seconds from that cut until the rate is back to it (CUBIC's K)
+        self._last = self._grown = clock()
         self._lock = threading.Lock()
 
     def take(self) -> float:
@@ -155,26 +147,19 @@ class TokenBucket:
         return wait
 
     def throttled(self) -> None:
-        """AWS refused a call of this bucket for its rate: start empty, and cut the rate unless
-        it was cut within HOLD (the calls in flight then were sent at the old rate)."""
+        """AWS refused a call of this bucket for its rate: halve the rate and start empty."""
         with self._lock:
             self._refill()
+            self.rate = max(self.ceiling * SLOWEST, self.rate / 2)
             self._tokens = min(self._tokens, 0.0)
-            if self._cut is not None and self._last - self._cut < HOLD:
-                return
-            self._refused_at = self.rate
-            self.rate = max(self.ceiling * SLOWEST, self.rate * BETA)
-            self._regain = (self._refused_at * (1 - BETA) / SCALE) ** (1 / 3)
-            self._cut = self._last
+            self._grown = self._last
 
     def succeeded(self) -> None:
-        """A call went through: the rate grows back on CUBIC's curve since the last cut."""
         with self._lock:
-            if self.rate < self.ceiling and self._cut is not None:
+            if self.rate < self.ceiling:
                 self._refill()
-                since = self._last - self._cut
-                cubic = SCALE * (since - self._regain) ** 3 + self._refused_at
-                self.rate = min(self.ceiling, max(self.rate, cubic))
+                self.rate = min(self.ceiling, self.rate + self.ceiling * RECOVERY * (self._last - self._grown))
+                self._grown = self._last
 
     def _refill(self) -> None:
         now = self._clock()
