@@ -312,7 +312,8 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     calls = run.trace.get("calls", [])
     in_discovery = [c for c in calls if c["label"].startswith("discover:")]
     scan_users = {u.split(":", 1)[1] for u in run.trace.get("tag_scan_users", []) if u.startswith("discover:")}
-    rounds = [discovery_round(part, scan_users) for part in by_observe_phase(in_discovery, run.trace)]
+    parts = by_observe_phase(in_discovery, run.trace)
+    rounds = [discovery_round(part, scan_users) for part in parts]
     by_label = Counter(_kind_label(c) for c in calls if not (c["label"].startswith("discover:")
                                                              and c["service"] == TAG_SCAN))
     main = by_label.get("main", 0)
@@ -333,17 +334,22 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     bound_calls = main + sum(r["longest"]["calls"] for r in rounds) + chain
     # A second lower bound: the pools (observe's 8 threads, the executor's `parallelism`)
     # cannot make their calls faster than calls ÷ threads.
-    observers = sum(max(r["longest"]["calls"], math.ceil(r["calls"] / OBSERVE_PARALLELISM)) for r in rounds)
+    observer_calls = [max(r["longest"]["calls"], math.ceil(r["calls"] / OBSERVE_PARALLELISM)) for r in rounds]
+    observers = sum(observer_calls)
     # The executor's steps run on `parallelism` threads, their side-by-side reads on as many more.
     workers = max(chain, math.ceil(own_calls / parallelism), math.ceil(read_calls / parallelism)) \
         if step_phase and parallelism else 0
     calls_at_p = main + observers + workers
-    # A third: AWS's published rate limits let no client make the executor's calls faster.
+    # A third: AWS's published rate limits let no client make the executor's calls, nor a
+    # discovery's reads, faster (a table's DescribeContinuousBackups: 10 a second).
     floor = rate_floor([c for c in calls if "|" in c["label"]], region)
     floor_s = floor["seconds"] if floor else 0.0
+    discovery_floors = [rate_floor(part, region) for part in parts]
 
     def at_parallelism(call_s: float) -> float:
-        return (main + observers) * call_s + max(workers * call_s, floor_s)
+        discoveries = sum(max(n * call_s, f["seconds"] if f else 0.0)
+                          for n, f in zip(observer_calls, discovery_floors))
+        return main * call_s + discoveries + max(workers * call_s, floor_s)
     durations = sorted(c["end"] - c["start"] for c in calls)
     per_kind = defaultdict(list)
     for address, n in steps.items():
@@ -382,14 +388,14 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
             "longest_chain": {"calls": chain, "path": path},
             "bound_s": round(bound_calls * latency_s, 2),
             "at_parallelism": {"parallelism": parallelism, "observe_parallelism": OBSERVE_PARALLELISM,
-                               "calls": calls_at_p, "rate_floor": floor,
+                               "calls": calls_at_p, "rate_floor": floor, "discovery_rate_floors": discovery_floors,
                                "bound_s": round(at_parallelism(latency_s), 2)},
         },
     }
     if bound_calls and latency_s:
         out["wall_over_bound"] = round(run.wall_s / (bound_calls * latency_s), 2)
         out["wall_over_bound_at_parallelism"] = round(run.wall_s / at_parallelism(latency_s), 2)
-    if calls_at_p and durations:
+    if calls_at_p and durations and at_parallelism(statistics.fmean(durations)) > 0:
         # The same bound with each call taking what calls took in this run (latency + the
         # emulator's CPU-bound time) instead of the latency alone: how far envctl itself is.
         measured = at_parallelism(statistics.fmean(durations))

@@ -67,8 +67,8 @@ def test_the_bound_adds_main_calls_the_longest_discovery_with_the_tag_scan_and_t
 
 def test_destroy_waits_for_the_users_first_and_discovers_twice():
     graph = [_node("queue/dlq"), _node("queue/work", "queue/dlq")]
-    first = [dict(_call("discover:queue"), start=10.1)] * 3
-    check = [dict(_call("discover:queue"), start=12.1)] * 1
+    first = [dict(_call("discover:queue"), start=10.1, end=10.15)] * 3
+    check = [dict(_call("discover:queue"), start=12.1, end=12.15)] * 1
     calls = first + [_call("queue/dlq|remove")] * 1 + [_call("queue/work|remove")] * 2 + check
     phases = [{"phase": "observe", "start": 10.0, "end": 10.5}, {"phase": "execute", "start": 10.6, "end": 12.0},
               {"phase": "observe", "start": 12.0, "end": 12.2}]

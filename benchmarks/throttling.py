@@ -20,13 +20,16 @@ from benchmarks.run import RESULTS, ROOT, Bench, System
 
 
 def measure(bench: Bench, system: System, parallelism: int, paced: bool) -> list[dict]:
-    """create then destroy of one system: wall time, calls and the calls the emulator throttled."""
+    """create, a diff with no change, then destroy of one system: wall time, calls and the calls
+    the emulator throttled. (A diff's reads have their own fixed pool: `parallelism` is create's
+    and destroy's.)"""
     bench.reset()
     rows = []
     pacing = [] if paced else ["--no-rate-limit"]
-    for step in ("create", "destroy"):
+    applying = ["--yes", "--parallelism", str(parallelism)]
+    for step, options in (("create", applying), ("diff", []), ("destroy", applying)):
         bench.limits.configure({}, aws_limits=True)         # full buckets, counts at zero
-        run = bench.envctl(system.specs, *pacing, step, system.env, "--yes", "--parallelism", str(parallelism))
+        run = bench.envctl(system.specs, *pacing, step, system.env, *options)
         throttled = Counter(bench.limits.throttled)
         by_service = Counter()
         for call, n in throttled.items():
