@@ -9,8 +9,8 @@ takes a token before every HTTP attempt (retries too), so raising --parallelism 
 here instead of sending a storm that AWS refuses: botocore's retry quota runs dry under a storm,
 and calls then fail that patience would have let through.
 
-The buckets cannot see other clients of the account, and most services do not publish their
-limits, so each bucket also adapts: a throttling answer halves its rate (and empties it), and
+The buckets cannot see other clients of the account, and many actions have no published limit,
+so each bucket also adapts: a throttling answer halves its rate (and empties it), and
 while calls go through the rate grows back slowly (RECOVERY), up to the configured rate.
 
 A bucket may go into debt: a caller takes its token at once and sleeps until the token would
