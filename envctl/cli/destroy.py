@@ -101,7 +101,7 @@ def run_destroy(app: App, project: str, env: str, spec, *, yes: bool, force: boo
     from envctl.plan.planner import destroy_plan
     from envctl.render.plan import render_plan
 
-    session, ctx, observed = found or observe_scope(app, project, env, spec)
+    session, ctx, observed = found or observe_scope(app, project, env, spec, for_delete=True)
     if not observed:
         app.say(f"Nothing to destroy: {project}/{env} has no resources.")
         return Destroyed(session, destroy_plan({}, project=project, environment=env), None, {})
@@ -156,7 +156,7 @@ def _planned_again(app: App, planned, *, protected: bool, force: bool):
     from envctl.plan.planner import destroy_plan
 
     project, env = planned.ctx.project, planned.ctx.environment
-    _, _, observed = observe_scope(app, project, env, planned.spec, session=planned.session)
+    _, _, observed = observe_scope(app, project, env, planned.spec, session=planned.session, for_delete=True)
     plan = destroy_plan(observed, protected=protected, force=force, project=project, environment=env)
     return Planned(planned.spec, planned.session, planned.ctx, planned.desired, observed, plan)
 

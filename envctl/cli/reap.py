@@ -136,13 +136,13 @@ def parse_time(text: str) -> datetime.datetime | None:
 # ------------------------------------------------------------------ helpers
 
 def _judge(app: App, summary, region: str, now: datetime.datetime) -> Verdict:
-    """Observe an expired environment in full and decide: destroy, refuse, or skip."""
+    """Observe an expired environment (as a destroy does) and decide: destroy, refuse, or skip."""
     from envctl.cli.workflow import observe_scope
     from envctl.model import tags as tagging
 
     v = Verdict(summary.project, summary.environment, summary.resources, summary.expires, WOULD_DESTROY)
     try:
-        v.found = observe_scope(app, v.project, v.environment, None, region=region)
+        v.found = observe_scope(app, v.project, v.environment, None, region=region, for_delete=True)
     except Abort:
         v.action, v.reason = FAILED, "cannot observe it (see above)"
         return v

@@ -76,17 +76,18 @@ def observe(app: App, spec) -> tuple[Any, Any, dict]:
 
 
 def observe_scope(app: App, project: str, environment: str, spec=None,
-                  region: str | None = None, session=None) -> tuple[Any, Any, dict]:
+                  region: str | None = None, session=None, for_delete: bool = False) -> tuple[Any, Any, dict]:
     """(session, ctx, observed) of one project's environment; `spec` (when there is one) pins
     the region and the account; `region` is the region without a spec (reap's). `session`: one
     this command already checked (a second look, after a destroy or a wait for the lock), which
-    keeps its clients and needs no second account check."""
+    keeps its clients and needs no second account check. `for_delete`: a destroy's view, which
+    reads only what deleting needs (Ctx.for_delete)."""
     from envctl.engine.observe import observe as discover
     from envctl.provisioners.base import Ctx
 
     session = session or app.session(spec, region=region)
     session.scope = (project, environment)
-    ctx = Ctx(aws=session, project=project, environment=environment)
+    ctx = Ctx(aws=session, project=project, environment=environment, for_delete=for_delete)
     observation = guarded(app, "discovering the environment", lambda: discover(ctx))
     set_up_done()                       # the clients discovery made live to the end too
     if observation.duplicates:

@@ -101,6 +101,11 @@ class Ctx:
     # Where `map` runs reads side by side: observe's pool while it discovers, the executor's while
     # it works; None, one by one.
     read_pool: Executor | None = None
+    # Discovery for a destroy (destroy's plan, reap's): what deleting needs is enough. Kinds that
+    # read each resource in several calls read only that (a table: DescribeTable, not its TTL
+    # nor its backups); the props they leave unread hold defaults, not AWS's, so such an
+    # Observation is never diffed against a spec.
+    for_delete: bool = False
 
     def client(self, service: str) -> Any:
         return self.aws.client(service)

@@ -89,6 +89,11 @@ class Bucket(Provisioner[BucketProps]):
                 for b in page.get("Buckets", [])}
 
         ours = [item for item in tagged if item[0] in here]
+        if ctx.for_delete:      # the delete empties the bucket and removes its settings, whatever they are
+            for name, tags, address in ours:
+                yield Observed(address=address, id=name, props=BucketProps(name=name), tags=dict(tags),
+                               outputs=bucket_outputs(name, ctx.region))
+            return
 
         def read(setting: Callable[[], Any]) -> Any:
             try:

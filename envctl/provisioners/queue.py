@@ -11,7 +11,8 @@ treats a missing attribute as "leave as is": every write sends the full attribut
 Discovery reads one thing per queue, GetQueueAttributes: the queues come from the
 environment's tag scan (with their tags), their URLs from ListQueues by the environment's
 name prefix (a page per 1,000 queues), and GetQueueUrl only for a queue that listing has not
-shown yet (ListQueues is eventually consistent).
+shown yet (ListQueues is eventually consistent). A destroy's discovery reads nothing per
+queue: DeleteQueue takes the URL alone.
 """
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ class Queue(Provisioner[QueueProps]):
             arn, tags = item
             name, owner = arn.split(":")[5], arn.split(":")[4]
             url = listed.get(name) or _url(ctx, name, owner=owner)
+            if url and ctx.for_delete:      # DeleteQueue takes the URL alone
+                return Observed(address=address_of(tags), id=url, props=QueueProps(name=name), tags=dict(tags),
+                                outputs={"url": url, "arn": arn, "name": name})
             return self._read(ctx, url, tags) if url else None
 
         yield from filter(None, ctx.map(observed, tagged))
