@@ -395,10 +395,10 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     if bound_calls and latency_s:
         out["wall_over_bound"] = round(run.wall_s / (bound_calls * latency_s), 2)
         out["wall_over_bound_at_parallelism"] = round(run.wall_s / at_parallelism(latency_s), 2)
-    if calls_at_p and durations and at_parallelism(statistics.fmean(durations)) > 0:
-        # The same bound with each call taking what calls took in this run (latency + the
-        # emulator's CPU-bound time) instead of the latency alone: how far envctl itself is.
-        measured = at_parallelism(statistics.fmean(durations))
+    # The same bound with each call taking what calls took in this run (latency + the
+    # emulator's CPU-bound time) instead of the latency alone: how far envctl itself is.
+    measured = at_parallelism(statistics.fmean(durations)) if calls_at_p and durations else 0.0
+    if measured > 0:
         out["critical_path"]["at_measured_call_time_s"] = round(measured, 2)
         out["wall_over_measured_bound"] = round(run.wall_s / measured, 2)
     if not out["ok"]:

@@ -74,7 +74,8 @@ class Table(Provisioner[TableProps]):
         reads = [_reads(ctx, name)[:1] if ctx.for_delete else _reads(ctx, name) for name, _ in tables]
         answers = iter(ctx.read_all([read for table_reads in reads for read in table_reads]))
         for (name, tags), table_reads in zip(tables, reads):
-            table, ttl, backups = [next(answers) for _ in table_reads] + [{}] * (3 - len(table_reads))
+            table, *settings = (next(answers) for _ in table_reads)
+            ttl, backups = settings or ({}, {})         # not read for a delete
             found = self._observed(name, tags, None, table, ttl, backups)
             if found is not None:
                 yield found
