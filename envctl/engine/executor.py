@@ -16,7 +16,9 @@ Before touching an existing resource the executor reads it again: it refuses a r
 that is not tagged as this environment's, and one it updates that changed since the plan was
 made ("changed since plan; run diff again"). Before a delete it reads the tags alone where the
 kind can (`read_for_delete`): what is deleted is the same resource whatever its settings.
-Each provisioner call is retried while its error is temporary (engine/retry.py); a create
+Deletes of a kind that AWS takes many to a call (`delete_batch`: CloudWatch's DeleteAlarms
+takes 100 names, and answers 3 calls a second), ready at the same time, go in one call on one
+worker; each is read and checked first, as alone. Each provisioner call is retried while its error is temporary (engine/retry.py); a create
 that failed ambiguously (5xx, dropped connection) looks for what it may have created
 (`find`) before trying again.
 
@@ -175,7 +177,7 @@ class _ReadyQueue:
                 self.users[w].add(k)
         self.finished: set[Key] = set()
         self.running: dict[str, int] = {}                   # kind → steps popped, not finished
-        self._popped: set[Key] = set()
+        self._popped: dict[Key, int] = {}                 # popped, not finished → workers it holds (0 or 1)
         self._ready: dict[str, list[tuple[int, str, Key]]] = {}      # kind → heap by plan position
         for k, s in steps.items():
             if not s.waits:
@@ -192,8 +194,26 @@ class _ReadyQueue:
                    key=lambda k: (self.running.get(k, 0), self._ready[k][0]))
         key = heapq.heappop(self._ready[kind])[2]
         self.running[kind] = self.running.get(kind, 0) + 1
-        self._popped.add(key)
+        self._popped[key] = 1
         return key
+
+    def pop_deletes_like(self, first: Key, n: int) -> list[Key]:
+        """Up to `n` more ready deletes of `first`'s kind, to go in one call with it."""
+        heap = self._ready.get(first[0].kind, [])
+        taken, kept = [], []
+        while heap and len(taken) < n:
+            item = heapq.heappop(heap)
+            key = item[2]
+            if key in self.finished:
+                continue
+            if _is_delete(self.steps[key]):
+                taken.append(key)
+            else:
+                kept.append(item)
+        for item in kept:
+            heapq.heappush(heap, item)
+        self._popped.update((key, 0) for key in taken)     # they share first's worker
+        return taken
 
     def succeed(self, key: Key) -> bool:
         """Mark done, release its users; True when it was its address's last step."""
@@ -210,8 +230,7 @@ class _ReadyQueue:
     def _finish(self, key: Key) -> None:
         self.finished.add(key)
         if key in self._popped:
-            self._popped.discard(key)
-            self.running[key[0].kind] -= 1
+            self.running[key[0].kind] -= self._popped.pop(key)
 
     def fail(self, key: Key) -> list[tuple[Key, Key]]:
         """Mark failed; every step waiting for it, directly or not, is skipped: [(skipped, cause)]."""
@@ -266,21 +285,24 @@ class _Run:
         for key in [k for k, s in self.steps.items() if s.change.blocked is not None]:
             self._skip(queue.fail(key), "is blocked")
 
-        running: dict[Future, Key] = {}
+        running: dict[Future, list[_Step]] = {}
         pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="envctl")
         try:
             while True:
                 while len(running) < parallelism and not stop.is_set() and queue.has_ready():
                     step = self.steps[queue.pop()]
-                    if step.change.address not in self.started:
-                        self.started[step.change.address] = time.monotonic()
-                        self._emit(Started(step.change.address, step.change.action))
-                    running[pool.submit(self._run, step)] = step.key
+                    together = [self.steps[k] for k in queue.pop_deletes_like(step.key, self._batch(step) - 1)]
+                    for s in (step, *together):
+                        if s.change.address not in self.started:
+                            self.started[s.change.address] = time.monotonic()
+                            self._emit(Started(s.change.address, s.change.action))
+                    running[pool.submit(self._run, step, *together)] = [step, *together]
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: self.steps[running[f]].order):
-                    self._finished(self.steps[running.pop(future)], future.result(), queue)
+                for future in sorted(done, key=lambda f: running[f][0].order):
+                    for step, result in zip(running.pop(future), future.result()):
+                        self._finished(step, result, queue)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)     # a second Ctrl-C: leave now
             raise
@@ -379,17 +401,30 @@ class _Run:
                     users[used].append(user)
         return users
 
-    # ---- one step, on a worker thread
-    def _run(self, step: _Step) -> _Finish:
-        c = step.change
+    def _batch(self, step: _Step) -> int:
+        """How many deletes go in one call with this one: the kind's `delete_batch` (CloudWatch's
+        DeleteAlarms takes 100), for deletes only (a replacement's two halves go one by one)."""
+        return self.get(step.change.kind).delete_batch if _is_delete(step) else 1
+
+    # ---- one step (or deletes that go in one call), on a worker thread
+    def _run(self, step: _Step, *together: _Step) -> list[_Finish]:
+        if together:
+            return self._remove_together([step, *together])
+        return [self._guarded(step, self._one)]
+
+    def _one(self, step: _Step) -> _Finish:
+        if step.phase == REMOVE:
+            return self._remove(step)
+        if step.change.action is Action.UPDATE:
+            return self._update(step)
+        return self._create(step)
+
+    @staticmethod
+    def _guarded(step: _Step, work: Callable[[_Step], _Finish]) -> _Finish:
         try:
-            if step.phase == REMOVE:
-                return self._remove(step)
-            if c.action is Action.UPDATE:
-                return self._update(step)
-            return self._create(step)
+            return work(step)
         except Exception as e:  # noqa: BLE001 — every failure is reported against its resource
-            return _Finish(False, message=f"{_VERBING[c.action]} {c.kind} ({c.address}): {_detail(e)}", error=e)
+            return _failure(step, e)
 
     def _create(self, step: _Step) -> _Finish:
         c = step.change
@@ -500,6 +535,38 @@ class _Run:
         # The old half of a replacement keeps the address's outputs (the new one sets them).
         return _Finish(True, c.id, message=message, gone=c.action is Action.DELETE)
 
+    def _remove_together(self, steps: list[_Step]) -> list[_Finish]:
+        """Deletes that AWS takes in one call: each resource is read again and checked as it would
+        be alone (side by side), then one call deletes those still there. Should that call fail,
+        each is deleted alone, so that an error is said of the resource it belongs to."""
+        p = self.get(steps[0].change.kind)
+        live: dict[Address, Observed | None] = {}
+
+        def check(step: _Step) -> _Finish | None:
+            """None when it can go with the others (or is gone already); else its failure."""
+            try:
+                live[step.change.address] = self._before_delete(step)
+            except Exception as e:  # noqa: BLE001 — refused or unreadable: this one fails alone
+                return _failure(step, e)
+            return None
+
+        def gone(step: _Step) -> _Finish:
+            c = step.change
+            if live[c.address] is None:
+                return _Finish(True, c.id, message="already gone", gone=True)
+            self._call(c.address, lambda: p.wait(self.ctx, live[c.address].id, "gone"))
+            return _Finish(True, c.id, gone=True)
+
+        failures = self.ctx.map(check, steps)
+        present = [s for s, failed in zip(steps, failures) if failed is None and live[s.change.address] is not None]
+        if present:
+            try:
+                self._call(present[0].change.address,
+                           lambda: p.delete_many(self.ctx, [live[s.change.address] for s in present]))
+            except Exception:  # noqa: BLE001 — then one by one, each with its own error
+                return [failed or self._guarded(s, self._remove) for s, failed in zip(steps, failures)]
+        return self.ctx.map(lambda pair: pair[1] or self._guarded(pair[0], gone), list(zip(steps, failures)))
+
     def _before_delete(self, step: _Step) -> Observed | None:
         """What a delete works on, its tags read again (`read_for_delete`): None when it is gone;
         refused when it is no longer tagged as this environment's. Settings changed since the
@@ -566,6 +633,15 @@ class _Run:
     def _emit(self, event) -> None:
         with self._event_lock:
             self._on_event(event)
+
+
+def _failure(step: _Step, e: BaseException) -> _Finish:
+    c = step.change
+    return _Finish(False, message=f"{_VERBING[c.action]} {c.kind} ({c.address}): {_detail(e)}", error=e)
+
+
+def _is_delete(step: _Step) -> bool:
+    return step.phase == REMOVE and step.change.action is Action.DELETE
 
 
 def _half_done(change: ResourceChange, queue: _ReadyQueue) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
@@ -187,6 +187,8 @@ class Provisioner(Generic[P]):
     # The Resource Groups Tagging API type whose scan `discover` reads (ctx.aws.tagged_arns):
     # such kinds wait for the scan's pages, then read, so observe starts them first.
     tag_scan: ClassVar[str | None] = None
+    # How many deletes of this kind AWS takes in one call (`delete_many`); 1: one at a time.
+    delete_batch: ClassVar[int] = 1
 
     # discover everything of this kind tagged for ctx's environment
     def discover(self, ctx: Ctx) -> Iterable[Observed[P]]:
@@ -229,6 +231,13 @@ class Provisioner(Generic[P]):
     def delete(self, ctx: Ctx, observed: Observed[P]) -> None:
         """Delete; a resource already gone is success. The executor checked is_ours before."""
         raise NotImplementedError
+
+    def delete_many(self, ctx: Ctx, observed: Sequence[Observed[P]]) -> None:
+        """Delete up to `delete_batch` resources in one call, all or none (CloudWatch's DeleteAlarms
+        takes 100 alarms, and deletes none when it fails); missing ones are success, as for
+        `delete`. The executor checked each is_ours before. Default: one `delete` each."""
+        for o in observed:
+            self.delete(ctx, o)
 
     def wait(self, ctx: Ctx, id: str, until: Literal["ready", "gone"]) -> Observed[P] | None:
         """Default: resources that are ready as soon as the call returns."""

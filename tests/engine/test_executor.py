@@ -18,7 +18,7 @@ from envctl.model.graph import Graph, Ref
 from envctl.plan.changes import Action
 from envctl.plan.planner import destroy_plan, plan
 from envctl.provisioners.base import Ctx, Observed
-from tests.engine.fakes import (ENV, PROJECT, Box, BoxProps, CreateFirstBox, FakeCloud, NetProps, Store, StoreProps,
+from tests.engine.fakes import (ENV, PROJECT, BatchBox, Box, BoxProps, CreateFirstBox, FakeCloud, NetProps, Store, StoreProps,
                                 TagsOnlyBox, aws_error, graph, kinds, node, our_tags)
 
 A = Address.parse
@@ -267,6 +267,78 @@ def test_a_delete_that_reads_tags_alone_tells_gone_from_not_ours_with_a_full_rea
     assert (b0.state, b0.message) == ((State.DELETED, "already gone") if gone else (State.DELETED, None))
     assert b1.state is State.FAILED and "not tagged as this environment's" in b1.message
     assert w.cloud.verbs("delete") == ["store/data"] + ([] if gone else ["box/b0"])
+
+
+def boxes(n: int) -> Graph:
+    """net/main ← box/b0 … box/b{n-1}: the boxes' deletes are all ready at once."""
+    return graph(node("net/main", NetProps(cidr="10.0.0.0/16")),
+                 *(node(f"box/b{i}", BoxProps(net_id=ref("net/main"))) for i in range(n)))
+
+
+def destroy_boxes(n: int, before=lambda w: None):
+    """A World of BatchBoxes (3 deletes a call), made, then destroyed; `before` acts by hand
+    between the plan and the destroy."""
+    w = World(box=BatchBox)
+    w.apply(boxes(n))
+    observed = w.observed()
+    the_plan = destroy_plan(observed, provisioners=w.kinds)
+    before(w)
+    w.cloud.calls.clear()
+    w.events.clear()
+    return w, w.apply(Graph(), the_plan, observed, parallelism=4)
+
+
+def test_deletes_that_aws_takes_together_go_in_one_call_each_checked_first():
+    w, result = destroy_boxes(6)
+    assert result.ok, result.outcomes
+    assert sorted(w.cloud.verbs("delete_many")) == ["box/b0,box/b1,box/b2", "box/b3,box/b4,box/b5"]
+    assert w.cloud.verbs("delete") == ["net/main"], "the net goes once the boxes are gone"
+    assert w.cloud.records == {}
+    started = [e.address for e in w.events if isinstance(e, events.Started)]
+    done = [e.address for e in w.events if isinstance(e, events.Done)]
+    assert sorted(started) == sorted(done) == sorted(A(f"box/b{i}") for i in range(6)) + [A("net/main")]
+
+
+def test_a_box_no_longer_ours_is_refused_alone_and_the_others_go_in_one_call():
+    w, result = destroy_boxes(3, before=lambda w: w.cloud.records[w.ident("box/b1")].tags.update(
+        {tagging.ENVIRONMENT: "prod"}))
+    b1 = result.outcomes[A("box/b1")]
+    assert b1.state is State.FAILED and "not tagged as this environment's; refusing to touch it" in b1.message
+    assert w.cloud.verbs("delete_many") == ["box/b0,box/b2"]
+    assert result.outcomes[A("net/main")].state is State.SKIPPED, "the net waits for box/b1, which failed"
+    assert [str(r.address) for r in w.cloud.records.values()] == ["net/main", "box/b1"]
+
+
+def test_a_box_already_gone_is_said_so_and_the_others_go_in_one_call():
+    w, result = destroy_boxes(3, before=lambda w: w.cloud.records.pop(w.ident("box/b2")))
+    assert result.ok, result.outcomes
+    assert result.outcomes[A("box/b2")].message == "already gone"
+    assert w.cloud.verbs("delete_many") == ["box/b0,box/b1"]
+
+
+def test_a_call_for_several_that_fails_is_made_one_by_one_so_each_error_names_its_resource():
+    def faults(w):
+        w.cloud.fail("delete_many", "box/b0,box/b1,box/b2", aws_error("ValidationError", message="one is in use"))
+        w.cloud.fail("delete", "box/b1", aws_error("ValidationError", message="box/b1 is in use"))
+    w, result = destroy_boxes(3, before=faults)
+    assert w.cloud.verbs("delete_many") == ["box/b0,box/b1,box/b2"]
+    assert sorted(w.cloud.verbs("delete")) == ["box/b0", "box/b1", "box/b2"]
+    b1 = result.outcomes[A("box/b1")]
+    assert b1.state is State.FAILED and "box/b1 is in use" in b1.message
+    assert [result.outcomes[A(a)].state for a in ("box/b0", "box/b2")] == [State.DELETED, State.DELETED]
+    assert [str(r.address) for r in w.cloud.records.values()] == ["net/main", "box/b1"]
+
+
+def test_a_replacements_delete_is_not_taken_with_others():
+    w = World(box=BatchBox)
+    w.apply(boxes(2))
+    new_net = graph(node("net/main", NetProps(cidr="10.1.0.0/16")),          # replaces the net, then the boxes on it
+                    *(node(f"box/b{i}", BoxProps(net_id=ref("net/main"))) for i in range(2)))
+    w.cloud.calls.clear()
+    result = w.apply(new_net, parallelism=4)
+    assert result.ok, result.outcomes
+    assert {result.outcomes[A(a)].state for a in ("box/b0", "box/b1")} == {State.REPLACED}
+    assert w.cloud.verbs("delete_many") == [] and sorted(w.cloud.verbs("delete")) == ["box/b0", "box/b1", "net/main"]
 
 
 def test_temporary_errors_are_retried_with_backoff():

@@ -186,3 +186,36 @@ def test_expand_alarm_on_each_kind_of_resource(tmp_path):
     assert str(dimension.value) == "db_instance/main.name"
     assert Address("db_instance", "main") in node.deps
     assert node.props.statistic == "Average" and node.props.evaluation_periods == 1
+
+
+def test_a_destroy_deletes_its_alarms_in_one_call_and_refuses_one_that_is_no_longer_ours(aws, tmp_path):
+    """CloudWatch answers DeleteAlarms 3 times a second, and takes 100 names a call: the executor
+    deletes the alarms that are ready together in one call, each checked first by its tags."""
+    from envctl.engine.executor import State, execute
+    from envctl.model.graph import Graph
+    from envctl.plan.planner import destroy_plan
+
+    cw = aws.client("cloudwatch")
+    names = [f"q{i}" for i in range(5)]
+    alarms = "".join(f"  {n}: {{metric: {{namespace: AWS/SQS, name: ApproximateAgeOfOldestMessage, queue: work-units}},"
+                     f" comparison: '>', threshold: 600}}\n" for n in names)
+    graph = graph_from_yaml(tmp_path, "queues:\n  work-units: {}\nalarms:\n" + alarms)
+    ctx = make_ctx(aws)
+    given = {Address("queue", "work-units"): stand_in_queue(aws, "acme-qa-work-units")}
+    create_all(ctx, graph, given)
+    found = discover(ctx, ["alarm"])
+    plan = destroy_plan(found)
+    # Since the plan: q3 is taken over by hand (another environment's tags).
+    q3 = _alarm(cw, "acme-qa-q3")["AlarmArn"]
+    cw.tag_resource(ResourceARN=q3, Tags=[{"Key": "envctl:environment", "Value": "prod"}])
+    aws.log.clear()
+
+    result = execute(plan, Graph(), found, ctx, parallelism=10)
+
+    assert aws.log.count("DeleteAlarms") == 1
+    # Each one's tags; q3's "not ours" is read again in full, to tell it from "gone".
+    assert (aws.log.count("ListTagsForResource"), aws.log.count("DescribeAlarms")) == (6, 1)
+    assert [a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]] == ["acme-qa-q3"]
+    states = {str(a): o.state for a, o in result.outcomes.items()}
+    assert states == {**{f"alarm/{n}": State.DELETED for n in names}, "alarm/q3": State.FAILED}
+    assert "not tagged as this environment's" in result.outcomes[Address("alarm", "q3")].message
