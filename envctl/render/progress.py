@@ -17,6 +17,7 @@ from rich.text import Text
 from envctl.engine import events
 
 VERB_ING = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting"}
+MIN_ROWS = 5             # of resources in flight shown, however small the terminal
 VERB_ED = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
 
 
@@ -76,11 +77,17 @@ class Progress:
                                              f" {padded}  ", (event.reason, "dim")))
 
     def _renderable(self):
+        """The resources in flight, longest running first, as many as leave the terminal room
+        for the lines above (100 alarms deleted in one call are 100 in flight at once)."""
         with self._lock:
-            rows = sorted(self._inflight.items())
+            rows = sorted(self._inflight.items(), key=lambda row: (row[1][1], row[0]))
+        room = max(MIN_ROWS, self.console.size.height - 4)
+        shown = rows if len(rows) <= room else rows[:room - 1]
         table = Table(box=None, show_header=False, pad_edge=False)
         now = time.monotonic()
-        for address, (state, started) in rows:
+        for address, (state, started) in shown:
             table.add_row(Spinner("dots", style="cyan"), Text(state, style="cyan"), address,
                           Text(f"{now - started:.0f}s", style="dim"))
+        if len(shown) < len(rows):
+            table.add_row("", Text(f"… and {len(rows) - len(shown)} more", style="dim"), "", "")
         return Group(table)
