@@ -16,7 +16,8 @@ from envctl.aws import errors
 from envctl.model.address import Address
 from envctl.model.diff import AttrChange
 from envctl.model.graph import Node
-from envctl.provisioners.base import Ctx, NotOurs, Observed, Props, Provisioner, Timeouts, address_of, tag_changes
+from envctl.provisioners.base import (Ctx, NotOurs, Observed, Props, Provisioner, Timeouts, address_of, tag_changes,
+                                      with_live_tags)
 from envctl.spec.names import physical_name
 
 
@@ -61,6 +62,13 @@ class LogGroup(Provisioner[LogGroupProps]):
         filters = _filters_by_group(logs)
         for group, tags, address in ours:
             yield self._observed(group, tags, address, filters.get(group["logGroupName"], []))
+
+    def read_for_delete(self, ctx: Ctx, observed: Observed[LogGroupProps]) -> Observed[LogGroupProps] | None:
+        # The delete needs the name and the metric filters the plan saw (AWS deletes the others
+        # with the group): the tags are what is checked, one call where a full read is three.
+        logs = ctx.client("logs")
+        return with_live_tags(observed, lambda: logs.list_tags_for_resource(
+            resourceArn=observed.outputs["arn"]).get("tags", {}))
 
     def read(self, ctx: Ctx, id: str) -> Observed[LogGroupProps] | None:
         logs = ctx.client("logs")

@@ -2,12 +2,12 @@
 
 The executor checks those tags before deleting (engine/executor.py); a full read would take 2–8
 calls on these kinds. Against moto server, read back with the provisioners and plain boto3.
-Log groups keep the full read: moto keeps their tags after they are deleted, so their tags
-alone cannot say "gone" there (a full read is 3 calls). moto keeps a deleted alarm's tags too,
-but alarms read their tags alone all the same: AWS answers ResourceNotFound for them, and on
-moto an alarm deleted since the plan is deleted again, which DeleteAlarms takes as success (a
-full read would add DescribeAlarms, which AWS answers 9 times a second, to each alarm of a
-destroy). Tables read DescribeTable with the tags (below).
+moto keeps the tags of a deleted alarm or log group, so there their tags alone cannot say
+"gone"; AWS answers ResourceNotFound. They read their tags alone all the same: on moto one
+deleted since the plan is deleted again, which DeleteAlarms and (envctl's) log group delete
+take as success, and a full read would add calls that AWS answers 5 to 10 times a second
+(DescribeAlarms; DescribeLogGroups and DescribeMetricFilters) to each of a destroy. Tables
+read DescribeTable with the tags (below).
 """
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ roles:
       - {queue: imports, actions: [send]}
 buckets:
   uploads: {}
+log_groups:
+  app:
+    metric_filters:
+      errors: {pattern: "ERROR", metric: AppErrors}
 alarms:
   backlog:
     metric: {namespace: AWS/SQS, name: ApproximateNumberOfMessagesVisible, queue: imports}
@@ -48,13 +52,14 @@ alarms:
 # The one call each kind makes, as the emulator logs it (S3's REST calls: method and path).
 TAG_READS = {
     "alarm": "ListTagsForResource",
+    "log_group": "ListTagsForResource",
     "queue": "ListQueueTags",
     "topic": "ListTagsForResource",
     "schedule": "ListTagsForResource",
     "role": "ListRoleTags",
     "bucket": "GET /acme-qa-uploads",
 }
-ADDRESSES = {"alarm": "backlog", "queue": "imports", "topic": "alarms", "schedule": "nightly-import", "role": "app",
+ADDRESSES = {"alarm": "backlog", "log_group": "app", "queue": "imports", "topic": "alarms", "schedule": "nightly-import", "role": "app",
              "bucket": "uploads"}
 
 
@@ -81,7 +86,7 @@ def test_one_call_reads_the_live_tags_and_keeps_what_the_plan_saw(aws, made, kin
     assert (now.address, now.id, now.props, now.outputs) == (seen.address, seen.id, seen.props, seen.outputs)
 
 
-@pytest.mark.parametrize("kind", sorted(set(TAG_READS) - {"alarm"}))     # moto keeps a deleted alarm's tags
+@pytest.mark.parametrize("kind", sorted(set(TAG_READS) - {"alarm", "log_group"}))     # moto keeps their tags
 def test_once_deleted_it_is_gone_or_without_our_tags(made, kind):
     # AWS's tag APIs answer "not found" for a deleted resource; some of moto's answer no tags,
     # and the executor then reads in full to tell gone from not ours.
