@@ -66,7 +66,18 @@ class Topic(Provisioner[TopicProps]):
         return with_live_tags(observed, partial(_tags, sns, observed.id))
 
     def find(self, ctx, node: Node) -> Observed[TopicProps] | None:
-        return self._read(ctx, _arn(ctx, node.props.name), tags=None, address=node.address)
+        # One call says whether the name is taken (in a create, the usual answer is no); only a
+        # topic that exists has its tags and subscriptions read (SNS answers 10 tag reads a second).
+        from envctl.aws import errors
+
+        arn = _arn(ctx, node.props.name)
+        try:
+            attributes = ctx.client("sns").get_topic_attributes(TopicArn=arn)["Attributes"]
+        except Exception as e:
+            if errors.is_not_found(e):
+                return None
+            raise
+        return self._read(ctx, arn, tags=None, address=node.address, attributes=attributes)
 
     def create(self, ctx, node: Node) -> str:
         p: TopicProps = node.props
@@ -127,19 +138,22 @@ class Topic(Provisioner[TopicProps]):
     # -------------------------------------------------------------- private helpers
 
     def _read(self, ctx, arn: str, tags: Mapping[str, str] | None, address: Address | None = None,
-              subscriptions: list[tuple[Subscription, str]] | None = None) -> Observed[TopicProps] | None:
-        """The topic at `arn`; `tags` and `subscriptions` are read here when not given."""
+              subscriptions: list[tuple[Subscription, str]] | None = None,
+              attributes: Mapping[str, str] | None = None) -> Observed[TopicProps] | None:
+        """The topic at `arn`; its attributes, `tags` and `subscriptions` are read here when not given."""
         from envctl.aws import errors
 
         sns = ctx.client("sns")
-        reads = [partial(sns.get_topic_attributes, TopicArn=arn)]       # side by side: each needs the ARN only
+        reads = []                                                      # side by side: each needs the ARN only
+        if attributes is None:
+            reads.append(partial(sns.get_topic_attributes, TopicArn=arn))
         if tags is None:
             reads.append(partial(_tags, sns, arn))
         if subscriptions is None:
             reads.append(partial(_subscriptions, sns, arn))
         try:
             answers = iter(ctx.read_all(reads))
-            attrs = next(answers)["Attributes"]
+            attrs = next(answers)["Attributes"] if attributes is None else attributes
             if tags is None:
                 tags = next(answers)
             if subscriptions is None:

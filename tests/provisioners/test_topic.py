@@ -168,6 +168,16 @@ def test_create_adopts_our_existing_topic(aws, tmp_path):
     assert len(aws.client("sns").list_subscriptions_by_topic(TopicArn=ARN)["Subscriptions"]) == 1
 
 
+def test_a_new_topics_name_is_looked_up_with_one_call_before_it_is_made(aws, tmp_path):
+    graph = graph_from_yaml(tmp_path, "topics:\n  events:\n    subscriptions: [{email: ops@example.com}]\n")
+    ctx = make_ctx(aws)
+    ctx.aws.account_id()                          # the ARN's account: read once a session
+    aws.log.clear()
+    assert by_kind("topic").create(ctx, graph[EVENTS]) == ARN
+    assert [c.action for c in aws.log.snapshot()] == ["GetTopicAttributes", "CreateTopic", "Subscribe"]
+    assert aws.client("sns").list_tags_for_resource(ResourceArn=ARN)["Tags"] != []
+
+
 def test_create_refuses_a_topic_that_is_not_ours(aws, tmp_path):
     graph = graph_from_yaml(tmp_path, "topics:\n  events: {}\n")
     sns = aws.client("sns")
