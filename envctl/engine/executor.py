@@ -1,6 +1,6 @@
 """The executor: carry out exactly the Plan the user saw, in dependency order, in parallel.
 
-A ready queue, not batches: each step starts as soon as the steps it waits for are done,
+A ready queue, not waves: each step starts as soon as the steps it waits for are done,
 on a bounded thread pool. The steps of a plan:
 
 - CREATE / UPDATE: one step, after the creates/updates/replacements of the node's deps;
@@ -16,11 +16,11 @@ Before touching an existing resource the executor reads it again: it refuses a r
 that is not tagged as this environment's, and one it updates that changed since the plan was
 made ("changed since plan; run diff again"). Before a delete it reads the tags alone where the
 kind can (`read_for_delete`): what is deleted is the same resource whatever its settings.
-Deletes of a kind that AWS takes many to a call (`delete_batch`: CloudWatch's DeleteAlarms
-takes 100 names, and answers 3 calls a second), ready at the same time, go in one call on one
-worker; each is read and checked first, as alone. Each provisioner call is retried while its error is temporary (engine/retry.py); a create
-that failed ambiguously (5xx, dropped connection) looks for what it may have created
-(`find`) before trying again.
+Deletes of a kind that AWS takes several to a call (`delete_batch`: CloudWatch answers
+DeleteAlarms 3 times a second), ready at the same time, go in one call on one worker; each is
+read and checked first, as alone. Each provisioner call is retried while its error is
+temporary (engine/retry.py); a create that failed ambiguously (5xx, dropped connection) looks
+for what it may have created (`find`) before trying again.
 
 Creates converge: what create made (or found, after an ambiguous failure) is read back and
 diffed against the spec, and whatever differs (a rule, a route, a table's TTL that a cut-off
@@ -163,7 +163,7 @@ class _ReadyQueue:
     Of the ready steps, the next is taken from the kind with the fewest steps running, then in
     plan order: a kind that AWS paces slowly (CloudWatch takes 3 alarm writes a second) then
     holds one or two workers waiting for its rate limit, not all of them, while other kinds'
-    work waits behind it.
+    work waits behind it. Deletes taken together (`pop_deletes_like`) hold one worker.
     """
 
     def __init__(self, steps: dict[Key, _Step]):
@@ -402,8 +402,8 @@ class _Run:
         return users
 
     def _batch(self, step: _Step) -> int:
-        """How many deletes go in one call with this one: the kind's `delete_batch` (CloudWatch's
-        DeleteAlarms takes 100), for deletes only (a replacement's two halves go one by one)."""
+        """How many deletes go in one call with this one: the kind's `delete_batch`, for deletes
+        only (a replacement's two halves go one by one)."""
         return self.get(step.change.kind).delete_batch if _is_delete(step) else 1
 
     # ---- one step (or deletes that go in one call), on a worker thread
@@ -563,7 +563,9 @@ class _Run:
             try:
                 self._call(present[0].change.address,
                            lambda: p.delete_many(self.ctx, [live[s.change.address] for s in present]))
-            except Exception:  # noqa: BLE001 — then one by one, each with its own error
+            except Exception as e:  # noqa: BLE001 — then one by one, each with its own error
+                self._emit(Waiting(present[0].change.address,
+                                   f"deleting {len(present)} one by one after {errors.message(e)}"))
                 return [failed or self._guarded(s, self._remove) for s, failed in zip(steps, failures)]
         return self.ctx.map(lambda pair: pair[1] or self._guarded(pair[0], gone), list(zip(steps, failures)))
 

@@ -327,6 +327,8 @@ def test_a_call_for_several_that_fails_is_made_one_by_one_so_each_error_names_it
     assert b1.state is State.FAILED and "box/b1 is in use" in b1.message
     assert [result.outcomes[A(a)].state for a in ("box/b0", "box/b2")] == [State.DELETED, State.DELETED]
     assert [str(r.address) for r in w.cloud.records.values()] == ["net/main", "box/b1"]
+    (said,) = [e for e in w.events if isinstance(e, events.Waiting)]
+    assert said.status == "deleting 3 one by one after ValidationError: one is in use"
 
 
 def test_a_replacements_delete_is_not_taken_with_others():
