@@ -53,6 +53,15 @@ class Topic(Provisioner[TopicProps]):
                 tagged.append((arn, tags))
         if not tagged:
             return
+        if ctx.for_delete:      # DeleteTopic takes the ARN alone (the subscriptions go with the topic)
+            listed = {t["TopicArn"] for page in ctx.client("sns").get_paginator("list_topics").paginate()
+                      for t in page.get("Topics", [])}
+            for arn, tags in tagged:
+                if arn in listed:       # the tag scan may still hold a topic just deleted
+                    name = arn.split(":")[5]
+                    yield Observed(address=address_of(tags), id=arn, props=TopicProps(name=name), tags=dict(tags),
+                                   outputs={"arn": arn, "name": name})
+            return
         subscriptions = _subscriptions_by_topic(ctx.client("sns"))
         yield from filter(None, ctx.map(
             lambda item: self._read(ctx, *item, subscriptions=subscriptions.get(item[0], [])), tagged))
