@@ -420,9 +420,9 @@ class _Run:
         return self._create(step)
 
     @staticmethod
-    def _guarded(step: _Step, work: Callable[[_Step], _Finish]) -> _Finish:
+    def _guarded(step: _Step, work: Callable[..., _Finish], *args) -> _Finish:
         try:
-            return work(step)
+            return work(step, *args)
         except Exception as e:  # noqa: BLE001 — every failure is reported against its resource
             return _failure(step, e)
 
@@ -525,12 +525,19 @@ class _Run:
         return live
 
     def _remove(self, step: _Step) -> _Finish:
-        c = step.change
-        p = self.get(c.kind)
-        live = self._before_delete(step)
+        return self._delete_checked(step, self._before_delete(step))
+
+    def _delete_checked(self, step: _Step, live: Observed | None) -> _Finish:
+        """Delete `live`, checked by `_before_delete` (None: it was gone already), alone."""
         if live is not None:
-            self._call(c.address, lambda: p.delete(self.ctx, live))
-            self._call(c.address, lambda: p.wait(self.ctx, live.id, "gone"))
+            self._call(step.change.address, lambda: self.get(step.change.kind).delete(self.ctx, live))
+        return self._gone(step, live)
+
+    def _gone(self, step: _Step, live: Observed | None) -> _Finish:
+        """After its delete: wait until AWS no longer has `live`."""
+        c = step.change
+        if live is not None:
+            self._call(c.address, lambda: self.get(c.kind).wait(self.ctx, live.id, "gone"))
         message = None if live is not None else "already gone"
         # The old half of a replacement keeps the address's outputs (the new one sets them).
         return _Finish(True, c.id, message=message, gone=c.action is Action.DELETE)
@@ -550,13 +557,6 @@ class _Run:
                 return _failure(step, e)
             return None
 
-        def gone(step: _Step) -> _Finish:
-            c = step.change
-            if live[c.address] is None:
-                return _Finish(True, c.id, message="already gone", gone=True)
-            self._call(c.address, lambda: p.wait(self.ctx, live[c.address].id, "gone"))
-            return _Finish(True, c.id, gone=True)
-
         failures = self.ctx.map(check, steps)
         present = [s for s, failed in zip(steps, failures) if failed is None and live[s.change.address] is not None]
         if present:
@@ -566,8 +566,10 @@ class _Run:
             except Exception as e:  # noqa: BLE001 — then one by one, each with its own error
                 self._emit(Waiting(present[0].change.address,
                                    f"deleting {len(present)} one by one after {errors.message(e)}"))
-                return [failed or self._guarded(s, self._remove) for s, failed in zip(steps, failures)]
-        return self.ctx.map(lambda pair: pair[1] or self._guarded(pair[0], gone), list(zip(steps, failures)))
+                return [failed or self._guarded(s, self._delete_checked, live[s.change.address])
+                        for s, failed in zip(steps, failures)]
+        return self.ctx.map(lambda pair: pair[1] or self._guarded(pair[0], self._gone, live[pair[0].change.address]),
+                            list(zip(steps, failures)))
 
     def _before_delete(self, step: _Step) -> Observed | None:
         """What a delete works on, its tags read again (`read_for_delete`): None when it is gone;

@@ -66,9 +66,7 @@ class LogGroup(Provisioner[LogGroupProps]):
     def read_for_delete(self, ctx: Ctx, observed: Observed[LogGroupProps]) -> Observed[LogGroupProps] | None:
         # The delete needs the name and the metric filters the plan saw (AWS deletes the others
         # with the group): the tags are what is checked, one call where a full read is three.
-        logs = ctx.client("logs")
-        return with_live_tags(observed, lambda: logs.list_tags_for_resource(
-            resourceArn=observed.outputs["arn"]).get("tags", {}))
+        return with_live_tags(observed, lambda: _tags(ctx.client("logs"), observed.outputs["arn"]))
 
     def read(self, ctx: Ctx, id: str) -> Observed[LogGroupProps] | None:
         logs = ctx.client("logs")
@@ -76,7 +74,7 @@ class LogGroup(Provisioner[LogGroupProps]):
         if group is None:
             return None
         try:
-            tags = _tags(logs, group)
+            tags = _tags(logs, _arn(group))
             return self._observed(group, tags, address_of(tags), _filters(logs, id))
         except Exception as e:
             if errors.is_not_found(e):
@@ -201,8 +199,8 @@ def _group_name(arn: str) -> str:
     return arn.split(":log-group:", 1)[1].removesuffix(":*")
 
 
-def _tags(logs: Any, group: dict) -> dict[str, str]:
-    return logs.list_tags_for_resource(resourceArn=_arn(group)).get("tags", {})
+def _tags(logs: Any, arn: str) -> dict[str, str]:
+    return logs.list_tags_for_resource(resourceArn=arn).get("tags", {})
 
 
 def _filters(logs: Any, name: str) -> list[MetricFilter]:

@@ -17,8 +17,8 @@ from rich.text import Text
 from envctl.engine import events
 
 VERB_ING = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting"}
-MIN_ROWS = 5             # of resources in flight shown, however small the terminal
 VERB_ED = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+MIN_ROWS = 5             # of resources in flight shown, however small the terminal
 
 
 class Progress:
