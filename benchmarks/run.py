@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import generate
+from envctl.engine.observe import READS
+from envctl.provisioners import kinds as registered_kinds
 from envctl.sandbox.middleware import Latency, RateLimit, chain
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TAG_SCAN = "resourcegroupstaggingapi"
-OBSERVE_PARALLELISM = 8 + 16     # engine/observe.py's default pools: 8 kinds, 16 reads (Ctx.map)
+OBSERVE_PARALLELISM = len(registered_kinds()) + READS   # engine/observe.py: a thread per kind, 16 reads (Ctx.map)
 DEFAULT_PARALLELISM = 10         # `envctl create --parallelism` default
 RUN_TIMEOUT_S = 1800
 REGION = "eu-north-1"            # the example's and the generated environments' region
@@ -332,7 +334,7 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
                 users[str(d)].add(str(n.address))
         chain, path = longest_chain(steps, users)
     bound_calls = main + sum(r["longest"]["calls"] for r in rounds) + chain
-    # A second lower bound: the pools (observe's 8 threads, the executor's `parallelism`)
+    # A second lower bound: the pools (observe's, the executor's `parallelism`)
     # cannot make their calls faster than calls ÷ threads.
     observer_calls = [max(r["longest"]["calls"], math.ceil(r["calls"] / OBSERVE_PARALLELISM)) for r in rounds]
     observers = sum(observer_calls)

@@ -96,15 +96,16 @@ def test_temporary_discovery_errors_are_retried():
     assert list(found.resources) == [Address("queue", "a")] and len(sleeps) == 2
 
 
-def test_kinds_are_discovered_in_parallel():
-    both_in = threading.Barrier(2, timeout=5)
+def test_every_kind_is_discovered_at_once():
+    names = [f"kind{i}" for i in range(12)]          # more than the 8 threads discovery once had
+    all_in = threading.Barrier(len(names), timeout=5)
 
     def meet(ctx):
-        both_in.wait()                 # raises BrokenBarrierError unless the other kind runs meanwhile
+        all_in.wait()                  # raises BrokenBarrierError unless every other kind runs meanwhile
         return []
 
-    kinds = {"queue": Scripted("queue", meet), "topic": Scripted("topic", meet)}
-    assert observe(_offline_ctx(), provisioners=kinds, parallelism=2).resources == {}
+    kinds = {name: Scripted(name, meet) for name in names}
+    assert observe(_offline_ctx(), provisioners=kinds, reads=1).resources == {}
 
 
 def test_the_real_registry_observes_an_empty_account(aws):
