@@ -16,9 +16,16 @@ from envctl.sandbox.server import SANDBOX_ACCOUNT, EmulatedAws
 REGION = "eu-north-1"
 
 
+@pytest.fixture(scope="session")
+def _cache_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _deterministic_env(monkeypatch):
-    """No colour, a fixed width, no terminal, no real credentials: output is the same everywhere."""
+def _deterministic_env(monkeypatch, _cache_home):
+    """No colour, a fixed width, no terminal, no real credentials, no writes to the user's cache
+    directory (envctl keeps parsed botocore models there): the same everywhere."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_cache_home))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.delenv("CI", raising=False)

@@ -14,8 +14,6 @@ one may have happened, so it goes back to the caller, which looks before it trie
 from __future__ import annotations
 
 import copy
-import gzip
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedErr
 
 from envctl import __version__
 from envctl.aws import errors
+from envctl.aws.datafiles import DataFiles
 from envctl.aws.ratelimit import RateLimiter
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -40,23 +39,10 @@ READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Query", "Scan", "
 # conditions hold for their own repeat (engine/lock.py: `token = :mine`).
 REPEATABLE = frozenset({("dynamodb", "PutItem"), ("dynamodb", "UpdateItem"), ("dynamodb", "DeleteItem")})
 
-class JsonFiles(botocore.loaders.JSONFileLoader):
-    """botocore's data files parsed into plain dicts, not OrderedDicts: half the parse time (the
-    EC2 model alone is 4 MB of JSON, and a command builds a dozen clients), and dicts keep their
-    order anyway. botocore uses no OrderedDict method on them."""
-
-    def load_file(self, file_path: str) -> Any:
-        for extension, opener in ((".json", open), (".json.gz", gzip.open)):
-            if os.path.isfile(file_path + extension):
-                with opener(file_path + extension, "rb") as f:
-                    return json.loads(f.read())
-        return None
-
-
 # botocore parses its service models (megabytes of JSON) once per loader, and each Session has
 # its own: one loader for the process makes every session after the first cheap (the tests and
 # benchmarks create hundreds). It holds only botocore's static data, no credentials or config.
-_LOADER = botocore.loaders.Loader(file_loader=JsonFiles())
+_LOADER = botocore.loaders.Loader(file_loader=DataFiles())
 
 
 # The tag scan's largest pages by tags: the default, 100 tags, ends a page of envctl's resources

@@ -54,21 +54,3 @@ def test_graph_does_not_load_boto3():
 
     assert outcome["code"] == 0
     assert "boto3" not in outcome["loaded"]
-
-
-@pytest.mark.parametrize("name, kind", [("endpoints", None), ("service-2", "ec2"), ("service-2", "s3"),
-                                        ("paginators-1", "dynamodb"), ("waiters-2", "ec2")])
-def test_botocore_data_loads_as_plain_dicts_equal_to_botocores_own(name, kind):
-    """envctl parses botocore's data files without OrderedDicts (session.JsonFiles): half the
-    parse time of every command's clients, and the same data."""
-    import botocore.loaders
-
-    from envctl.aws.session import JsonFiles
-
-    theirs, ours = botocore.loaders.Loader(), botocore.loaders.Loader(file_loader=JsonFiles())
-    if kind is None:
-        mine, expected = ours.load_data(name), theirs.load_data(name)
-    else:
-        mine, expected = ours.load_service_model(kind, name), theirs.load_service_model(kind, name)
-    assert mine == expected and json.dumps(mine) == json.dumps(expected)        # same keys, same order
-    assert type(mine) is dict
