@@ -1,13 +1,15 @@
-"""The emulator's HTTP server keeps connections open between calls, as AWS's endpoints do.
+"""The emulator answers as AWS's endpoints do: over kept connections, in the latency it is given.
 
 A server that closes every connection makes each call pay for a new connection (and the
 emulator for a new thread), which AWS does not cost; the benchmarks would measure it.
 """
+import time
+
 import boto3
 import pytest
 from botocore.config import Config
 
-from envctl.sandbox.middleware import Layer, chain
+from envctl.sandbox.middleware import Latency, Layer, chain
 from envctl.sandbox.server import EmulatedAws
 
 REGION = "eu-north-1"
@@ -64,3 +66,29 @@ def test_an_error_answer_keeps_the_connection_too(server):
         sqs.get_queue_url(QueueName="missing")
     sqs.create_queue(QueueName="there")
     assert len(set(server.ports.ports)) == 1
+
+
+class Slow(Layer):
+    """The emulator taking its time over a call; says when it is done."""
+
+    def __init__(self, seconds, events):
+        self.seconds, self.events = seconds, events
+
+    def handle(self, request, environ, start_response):
+        time.sleep(self.seconds)
+        self.events.append("carried out")
+        return self.app(environ, start_response)
+
+
+def test_latency_counts_the_emulators_own_time_within_it():
+    """A region's latency includes its own work: the call is carried out at once, and the
+    answer waits only for what is left of the latency."""
+    events = []
+    server = EmulatedAws(wrap=chain(Latency(1.0, sleep=lambda s: events.append(s)), Slow(0.2, events))).start()
+    try:
+        client(server, "sts").get_caller_identity()
+    finally:
+        server.stop()
+    assert events[0] == "carried out"
+    [left] = events[1:]
+    assert 0 < left <= 0.8
