@@ -26,7 +26,9 @@ from envctl.model import tags as tagging
 class Props(BaseModel):
     """AWS-shaped desired state of one resource. Defaults equal AWS's, so a fresh resource diffs clean."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # defer_build: built on first use (see envctl/spec/models.py); Props of kinds a spec does not
+    # use are never built.
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
 
 Value = str | Ref | Template | Unknown   # a string known now, or provided by other resources
