@@ -29,9 +29,14 @@ import botocore.loaders
 CACHE_PREFIX = "botocore-"
 
 
-def cache_dir() -> Path:
-    """This botocore's and this Python's directory of parsed data files."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+def cache_dir() -> Path | None:
+    """This botocore's and this Python's directory of parsed data files; None without a home."""
+    root = os.environ.get("XDG_CACHE_HOME")
+    if not root:
+        home = os.path.expanduser("~")
+        if home == "~":                  # no HOME and no password entry: nowhere to keep them
+            return None
+        root = os.path.join(home, ".cache")
     version = f"{CACHE_PREFIX}{botocore.__version__}-py{sys.version_info[0]}.{sys.version_info[1]}-m{marshal.version}"
     return Path(root) / "envctl" / version
 
@@ -47,13 +52,15 @@ class DataFiles(botocore.loaders.JSONFileLoader):
             except OSError:
                 continue
             source = (stat.st_size, stat.st_mtime_ns)
-            entry = cache_dir() / hashlib.sha1(path.encode()).hexdigest()
-            kept = _read(entry)
+            directory = cache_dir()
+            entry = directory / hashlib.sha1(path.encode()).hexdigest() if directory else None
+            kept = _read(entry) if entry else None
             if kept is not None and kept[0] == source:
                 return kept[1]
             with opener(path, "rb") as f:
                 data = json.loads(f.read())
-            _write(entry, (source, data))
+            if entry:
+                _write(entry, (source, data))
             return data
         return None
 

@@ -201,6 +201,10 @@ def keep_alive_handler():
         def log_request(self, *args, **kwargs):
             pass
 
+        def log_error(self, format: str, *args) -> None:
+            if not format.startswith("Request timed out"):     # an idle connection closing: normal
+                super().log_error(format, *args)
+
         def run_wsgi(self) -> None:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                 return super().run_wsgi()           # werkzeug dechunks it, then closes

@@ -94,3 +94,13 @@ def test_the_cache_follows_xdg_cache_home_or_defaults_to_the_home_cache(monkeypa
     assert cache_dir().parent == tmp_path / "home" / ".cache" / "envctl"
     assert cache_dir().name.startswith(f"botocore-{botocore.__version__}-py")
     assert os.sep not in cache_dir().name
+
+
+def test_without_a_home_nothing_is_kept(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(datafiles.os.path, "expanduser", lambda path: path)      # no HOME, no passwd entry
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.json").write_text('{"ok": 1}')
+    assert cache_dir() is None
+    assert DataFiles().load_file(str(tmp_path / "model")) == {"ok": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]          # no "~" directory made
