@@ -53,7 +53,7 @@ class DataFiles(botocore.loaders.JSONFileLoader):
                 continue
             source = (stat.st_size, stat.st_mtime_ns)
             directory = cache_dir()
-            entry = directory / hashlib.sha1(path.encode()).hexdigest() if directory else None
+            entry = directory / hashlib.sha1(path.encode(), usedforsecurity=False).hexdigest() if directory else None
             kept = _read(entry) if entry else None
             if kept is not None and kept[0] == source:
                 return kept[1]

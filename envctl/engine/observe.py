@@ -49,7 +49,7 @@ def observe(ctx: Ctx, kinds: Iterable[str] | None = None, reads: int = READS, *,
 
     Each kind is discovered afresh (the session's tag scan cache is dropped first), all kinds
     at once, each on its own thread: a kind's listing is a call or a few, and 22 kinds on 8
-    threads took three rounds of calls where one will do (0.2 s of the example's create).
+    threads took three rounds of calls where one will do.
     `reads` bounds the reads of single resources instead. Temporary errors are retried for a
     short window; any other failure raises ObserveError.
     """

@@ -187,8 +187,8 @@ def keep_alive_handler():
     connection and the server for a new thread: 181 connections instead of 42 for the
     example's create, and client and emulator time that AWS does not cost. This handler
     reads the body by its Content-Length before the application runs, so nothing is left
-    unread, and answers with a Content-Length. A request with a chunked body, and one that
-    fails, get werkzeug's handling and a closed connection. An idle connection's thread
+    unread, and answers with a Content-Length. A request with a chunked body gets werkzeug's
+    own handling; it, and one that fails, close the connection. An idle connection's thread
     ends after 5 seconds; botocore reconnects when it finds a connection closed.
     """
     from werkzeug.serving import WSGIRequestHandler
