@@ -116,7 +116,8 @@ class Ctx:
         """[read(item) for item in items], side by side on `read_pool` when there is one.
 
         For independent reads: discovery's reads of one resource each (services with no batch
-        describe), a resource's settings that each take a call. In order; the first error is
+        describe), a resource's settings that each take a call; and for writes that are each
+        their own object (a route table's subnet associations). In order; the first error is
         raised once every read has ended. Each read runs in a copy of the caller's context
         (contextvars), as if the caller had made it. A map inside a read runs one by one: its
         reads waiting for threads of the pool that runs it could wait for ever.

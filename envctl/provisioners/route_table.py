@@ -57,7 +57,7 @@ class RouteTable(Provisioner[RouteTableProps]):
             table = ec2.create_route_table(
                 VpcId=node.props.vpc_id, TagSpecifications=_ec2.tag_specifications("route-table", node))["RouteTable"]
         _reconcile_routes(ec2, table, node.props.routes)
-        _reconcile_associations(ec2, table, node.props.subnet_ids)
+        _reconcile_associations(ctx, ec2, table, node.props.subnet_ids)
         return table["RouteTableId"]
 
     def update(self, ctx: Ctx, observed: Observed[RouteTableProps], node: Node,
@@ -66,7 +66,7 @@ class RouteTable(Provisioner[RouteTableProps]):
         ec2 = ctx.client("ec2")
         table = _find_by_id(ec2, observed.id) or {"RouteTableId": observed.id}
         _reconcile_routes(ec2, table, node.props.routes)
-        _reconcile_associations(ec2, table, node.props.subnet_ids)
+        _reconcile_associations(ctx, ec2, table, node.props.subnet_ids)
         if any(c.path == "tags" for c in changes):
             self.update_tags(ctx, observed, _ec2.tags_with_name(node))
 
@@ -79,12 +79,12 @@ class RouteTable(Provisioner[RouteTableProps]):
         # should a call fail (a subnet associated since), the table is read again and emptied.
         ec2 = ctx.client("ec2")
         try:
-            _disassociate_and_delete(ec2, observed.id, _kept_associations(observed))
+            _disassociate_and_delete(ctx, ec2, observed.id, _kept_associations(observed))
         except Exception:
             table = _find_by_id(ec2, observed.id)
             if table is None:
                 return
-            _disassociate_and_delete(ec2, observed.id, _associations(table))
+            _disassociate_and_delete(ctx, ec2, observed.id, _associations(table))
 
     def wait(self, ctx: Ctx, id: str, until: Literal["ready", "gone"]) -> Observed[RouteTableProps] | None:
         # Deletes are done when the call returns; a new resource may take a moment to be listed.
@@ -121,10 +121,15 @@ def _kept_associations(observed: Observed[RouteTableProps]) -> dict[str, str]:
             if key.startswith(ASSOCIATION)}
 
 
-def _disassociate_and_delete(ec2, table_id: str, associations: Mapping[str, str]) -> None:
-    for subnet_id in sorted(associations):
-        _ec2.ignore_not_found(ec2.disassociate_route_table, AssociationId=associations[subnet_id])
+def _disassociate_and_delete(ctx: Ctx, ec2, table_id: str, associations: Mapping[str, str]) -> None:
+    _disassociate(ctx, ec2, [associations[s] for s in sorted(associations)])
     _ec2.ignore_not_found(ec2.delete_route_table, RouteTableId=table_id)
+
+
+def _disassociate(ctx: Ctx, ec2, association_ids: list[str]) -> None:
+    # Each association is its own object: side by side, as Terraform's separate association
+    # resources are made and removed (a table of 4 subnets took 4 calls one after another).
+    ctx.map(lambda a: _ec2.ignore_not_found(ec2.disassociate_route_table, AssociationId=a), association_ids)
 
 
 def _routes(table: dict) -> dict[str, Route]:
@@ -171,14 +176,14 @@ def _route_target(route: Route) -> dict:
     return target
 
 
-def _reconcile_associations(ec2, table: dict, desired: tuple[str, ...]) -> None:
+def _reconcile_associations(ctx: Ctx, ec2, table: dict, desired: tuple[str, ...]) -> None:
     from envctl.aws import errors
 
     table_id = table["RouteTableId"]
     current = _associations(table)
-    for subnet_id in sorted(set(current) - set(desired)):
-        _ec2.ignore_not_found(ec2.disassociate_route_table, AssociationId=current[subnet_id])
-    for subnet_id in sorted(set(desired) - set(current)):
+    _disassociate(ctx, ec2, [current[s] for s in sorted(set(current) - set(desired))])
+
+    def associate(subnet_id: str) -> None:
         try:
             ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet_id)
         except Exception as e:
@@ -189,6 +194,8 @@ def _reconcile_associations(ec2, table: dict, desired: tuple[str, ...]) -> None:
             if association is None:
                 raise
             ec2.replace_route_table_association(AssociationId=association, RouteTableId=table_id)
+
+    ctx.map(associate, sorted(set(desired) - set(current)))
 
 
 def _association_of(ec2, subnet_id: str) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import boto3
@@ -18,6 +19,7 @@ from envctl.model.graph import Graph, Node, Unknown, resolve, topological
 from envctl.plan.planner import tag_change
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import Ctx, Observed
+from envctl.sandbox.middleware import Layer
 from envctl.spec.validate import load
 from tests.conftest import REGION
 
@@ -25,6 +27,20 @@ HEADER = """\
 project: acme
 region: eu-north-1
 """
+
+
+class Arrivals(Layer):
+    """An emulator layer that notes when each call reached it: calls side by side arrive together."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, float]] = []
+
+    def handle(self, request, environ, start_response):
+        self.calls.append((request.action, time.monotonic()))
+        return self.app(environ, start_response)
+
+    def of(self, *actions: str) -> list[float]:
+        return [t for action, t in self.calls if action in actions]
 
 
 def graph_from_yaml(tmp_path: Path, body: str, env: str = "qa", files: dict[str, str] | None = None) -> Graph:

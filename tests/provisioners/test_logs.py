@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -12,9 +11,10 @@ from envctl.model.address import Address
 from envctl.provisioners import by_kind
 from envctl.provisioners.base import NotOurs
 from envctl.provisioners.log_group import MetricFilter, filter_calls
-from envctl.sandbox.middleware import Latency, Layer, chain
+from envctl.sandbox.middleware import Latency, chain
 from envctl.sandbox.server import EmulatedAws
-from tests.provisioners.harness import create_all, delete_all, diff_all, discover, graph_from_yaml, make_ctx
+from tests.provisioners.harness import (Arrivals, create_all, delete_all, diff_all, discover, graph_from_yaml,
+                                        make_ctx)
 
 SPEC = """\
 tags: {Owner: platform-team}
@@ -211,17 +211,6 @@ def test_discovery_lists_filters_once_and_gives_each_group_its_own(aws, tmp_path
     assert diff_all(graph, discover(ctx, ["log_group"])) == {}
 
 
-class Arrivals(Layer):
-    """When each call reached the emulator."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, float]] = []
-
-    def handle(self, request, environ, start_response):
-        self.calls.append((request.action, time.monotonic()))
-        return self.app(environ, start_response)
-
-
 def test_discovery_lists_both_prefixes_and_the_filters_side_by_side(aws, tmp_path):
     """After the tag scan, the groups under each of envctl's two prefixes and the region's
     metric filters are three independent listings: one call's time, not three."""
@@ -238,6 +227,6 @@ def test_discovery_lists_both_prefixes_and_the_filters_side_by_side(aws, tmp_pat
     finally:
         server.stop()
     assert diff_all(graph, found) == {}
-    listings = [t for action, t in arrivals.calls if action in ("DescribeLogGroups", "DescribeMetricFilters")]
+    listings = arrivals.of("DescribeLogGroups", "DescribeMetricFilters")
     assert len(listings) == 3
     assert max(listings) - min(listings) < 0.2          # one after another, they arrive 0.3 s apart

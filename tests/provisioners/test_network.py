@@ -7,8 +7,11 @@ tagged, foreign resources untouched.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 
@@ -20,9 +23,11 @@ from envctl.plan.planner import delete_order, tag_change, wanted_tags
 from envctl.provisioners import by_kind, nat_gateway
 from envctl.provisioners._ec2 import wait_readable
 from envctl.provisioners.base import Ctx, NotOurs, Observed
+from envctl.sandbox.middleware import Latency, chain
+from envctl.sandbox.server import EmulatedAws
 from tests.conftest import REGION
-from tests.provisioners.harness import (create_all, delete_all, discover, drift, graph_from_yaml, offline_client,
-                                        outputs_of, resolved)
+from tests.provisioners.harness import (Arrivals, create_all, delete_all, discover, drift, graph_from_yaml,
+                                        make_ctx, offline_client, outputs_of, resolved)
 
 KINDS = ["vpc", "internet_gateway", "subnet", "eip", "nat_gateway", "route_table", "security_group"]
 
@@ -603,3 +608,37 @@ def test_nat_wait_gone_lasts_until_deleted(monkeypatch):
     with aws.stub:
         assert by_kind("nat_gateway").wait(Ctx(aws=aws, project="acme", environment="qa"), "nat-1", "gone") is None
     aws.stub.assert_no_pending_responses()
+
+
+def test_a_route_tables_subnet_associations_are_made_and_removed_side_by_side(aws, tmp_path):
+    """Each association is its own object: a table's subnets are associated (and let go before
+    its delete) in one call's time, not one call after another."""
+    arrivals, latency = Arrivals(), Latency()
+    server = EmulatedAws(wrap=chain(arrivals, latency)).start()
+    try:
+        ctx = make_ctx(SimpleNamespace(endpoint=server.endpoint, region=aws.region))
+        graph = graph_from_yaml(tmp_path, SPEC.format(nat="single"))
+        create_all(ctx, graph)
+        private = Address("route_table", "private")
+        table = discover(ctx, ["route_table"])[private]
+        ec2 = ctx.client("ec2")
+        for association in ec2.describe_route_tables(RouteTableIds=[table.id])["RouteTables"][0]["Associations"]:
+            ec2.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
+        latency.configure(seconds=0.3)
+        with ThreadPoolExecutor(8) as pool:
+            pooled = dataclasses.replace(ctx, read_pool=pool)
+            p = by_kind("route_table")
+            node = resolved(graph[private], outputs_of(discover(ctx, KINDS)))
+            arrivals.calls.clear()
+            p.update(pooled, p.read(ctx, table.id), node, list(p.diff(node.props, p.read(ctx, table.id))))
+            associated = arrivals.of("AssociateRouteTable")
+            arrivals.calls.clear()
+            p.delete(pooled, p.read(ctx, table.id))
+            disassociated = arrivals.of("DisassociateRouteTable")
+        gone = p.read(ctx, table.id)
+    finally:
+        server.stop()
+    assert len(associated) == len(disassociated) == 4            # private-a, private-b, data-a, data-b
+    assert max(associated) - min(associated) < 0.2              # one after another: 0.3 s apart
+    assert max(disassociated) - min(disassociated) < 0.2
+    assert gone is None
