@@ -10,6 +10,9 @@ each). When the directory cannot be written, files are parsed each time, as boto
 
 The files are parsed into plain dicts, not botocore's OrderedDicts: half the parse time, and
 dicts keep their order anyway (botocore uses no OrderedDict method on them).
+
+The list of botocore's services is kept the same way (Loader): before it loads any model,
+botocore lists every service directory to check that the service exists.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import marshal
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +55,65 @@ class DataFiles(botocore.loaders.JSONFileLoader):
                 stat = os.stat(path)
             except OSError:
                 continue
-            source = (stat.st_size, stat.st_mtime_ns)
-            directory = cache_dir()
-            entry = directory / hashlib.sha1(path.encode(), usedforsecurity=False).hexdigest() if directory else None
-            kept = _read(entry) if entry else None
-            if kept is not None and kept[0] == source:
-                return kept[1]
-            with opener(path, "rb") as f:
-                data = json.loads(f.read())
-            if entry:
-                _write(entry, (source, data))
-            return data
+
+            def parse() -> Any:
+                with opener(path, "rb") as f:
+                    return json.loads(f.read())
+
+            return _kept(path, (stat.st_size, stat.st_mtime_ns), parse)
         return None
+
+
+class Loader(botocore.loaders.Loader):
+    """botocore's loader, reading through DataFiles, which keeps the list of botocore's own
+    services too.
+
+    botocore checks that a service exists before loading its model, by listing every service
+    directory of every search path and each one's versions: 940 directory reads for its
+    400-odd services, 25 ms of every command, with the same answer for one installed botocore.
+    That answer for botocore's own data directory is kept (while the directory's modification
+    time stays the same); the other search path, ~/.aws/models, is listed each time.
+    """
+
+    def __init__(self, extra_search_paths: list[str] | None = None) -> None:
+        super().__init__(extra_search_paths=extra_search_paths, file_loader=DataFiles())
+
+    @botocore.loaders.instance_cache
+    def list_available_services(self, type_name: str) -> list[str]:
+        services: set[str] = set()
+        for path in self.search_paths:
+            if not os.path.isdir(path):
+                continue
+            if self.is_builtin_path(path):
+                services.update(_kept(f"services {path} {type_name}", (os.stat(path).st_mtime_ns,),
+                                      lambda path=path: sorted(self._services_in(path, type_name))))
+            else:
+                services.update(self._services_in(path, type_name))
+        return sorted(services)
+
+    def _services_in(self, path: str, type_name: str) -> set[str]:
+        """The services of one search path with a `type_name` file in a version (botocore's rule)."""
+        found = set()
+        for service in os.listdir(path):
+            service_dir = os.path.join(path, service)
+            if os.path.isdir(service_dir) and any(self.file_loader.exists(os.path.join(service_dir, version, type_name))
+                                                  for version in os.listdir(service_dir)):
+                found.add(service)
+        return found
+
+
+def _kept(name: str, source: tuple, make: Callable[[], Any]) -> Any:
+    """make()'s value, kept in the cache directory under `name` while `source` (the size and
+    modification time of what it is made from) stays the same."""
+    directory = cache_dir()
+    entry = directory / hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest() if directory else None
+    kept = _read(entry) if entry else None
+    if kept is not None and kept[0] == source:
+        return kept[1]
+    value = make()
+    if entry:
+        _write(entry, (source, value))
+    return value
 
 
 def _read(entry: Path) -> Any:

@@ -19,7 +19,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, NoCredentialsError, NoRegionError,
@@ -27,7 +26,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedErr
 
 from envctl import __version__
 from envctl.aws import errors
-from envctl.aws.datafiles import DataFiles
+from envctl.aws.datafiles import Loader
 from envctl.aws.ratelimit import RateLimiter
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -42,7 +41,7 @@ REPEATABLE = frozenset({("dynamodb", "PutItem"), ("dynamodb", "UpdateItem"), ("d
 # botocore parses its service models (megabytes of JSON) once per loader, and each Session has
 # its own: one loader for the process makes every session after the first cheap (the tests and
 # benchmarks create hundreds). It holds only botocore's static data, no credentials or config.
-_LOADER = botocore.loaders.Loader(file_loader=DataFiles())
+_LOADER = Loader()
 
 
 # The tag scan's largest pages by tags: the default, 100 tags, ends a page of envctl's resources

@@ -9,7 +9,7 @@ import botocore.loaders
 import pytest
 
 from envctl.aws import datafiles
-from envctl.aws.datafiles import DataFiles, cache_dir
+from envctl.aws.datafiles import DataFiles, Loader, cache_dir
 
 
 @pytest.fixture
@@ -104,3 +104,31 @@ def test_without_a_home_nothing_is_kept(tmp_path, monkeypatch):
     assert cache_dir() is None
     assert DataFiles().load_file(str(tmp_path / "model")) == {"ok": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]          # no "~" directory made
+
+
+# ------------------------------------------------------------------ the list of services
+
+@pytest.mark.parametrize("type_name", ["service-2", "paginators-1", "waiters-2", "endpoint-rule-set-1"])
+def test_the_services_listed_are_botocores_listed_and_kept(cache, monkeypatch, type_name):
+    expected = botocore.loaders.Loader().list_available_services(type_name)
+    assert Loader().list_available_services(type_name) == expected
+    builtin = botocore.loaders.Loader.BUILTIN_DATA_PATH
+    listdir = os.listdir
+
+    def no_listing_of_builtin(path):
+        if path.startswith(builtin):
+            raise AssertionError("listed botocore's data directory instead of reading the kept list")
+        return listdir(path)
+
+    monkeypatch.setattr(datafiles.os, "listdir", no_listing_of_builtin)
+    assert Loader().list_available_services(type_name) == expected
+
+
+def test_a_service_model_of_the_users_own_is_listed_each_time(cache, tmp_path):
+    models = tmp_path / "models"
+    assert "envctlmade" not in Loader([str(models)]).list_available_services("service-2")
+    (models / "envctlmade" / "2026-12-05").mkdir(parents=True)
+    (models / "envctlmade" / "2026-12-05" / "service-2.json").write_text("{}")
+    (models / "half" / "2026-12-05").mkdir(parents=True)                 # a version without the file
+    listed = Loader([str(models)]).list_available_services("service-2")
+    assert "envctlmade" in listed and "half" not in listed and "sqs" in listed
