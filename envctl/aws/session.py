@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from envctl.aws.datafiles import Loader
 from envctl.aws.ratelimit import RateLimiter
 
 DEFAULT_MAX_ATTEMPTS = 8
+ACCOUNT_CHECK_THREAD = "envctl-account-check"
 # Operations that only read, by name: everything else may change something.
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Query", "Scan", "BatchGet", "Search", "Select",
                  "Receive", "Check", "Validate", "Estimate", "Preview", "Filter", "Test")
@@ -91,12 +93,25 @@ class AwsSession:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._account: str | None = None
+        self._account_check: Future | None = None     # check_account_meanwhile's
         self._tagged: dict[str, list[tuple[str, dict[str, str]]]] | None = None
         self._tag_lock = threading.Lock()
         self.scope: tuple[str, str] | None = None
         self.limiter = RateLimiter(is_read=is_read, region=self.region) if options.rate_limit else None
 
     def client(self, service: str) -> Any:
+        """The session's client of `service`, made once and shared by every thread.
+
+        After check_account_meanwhile(), a client is handed out only once the account check
+        has passed (its failure, an AwsAccessError, is raised here, in every thread that asks):
+        so no call reaches AWS before it, while what needs no call goes on.
+        """
+        c = self._made(service)
+        if self._account_check is not None:
+            self._account_check.result()
+        return c
+
+    def _made(self, service: str) -> Any:
         with self._lock:
             c = self._clients.get(service)
             if c is None:
@@ -113,6 +128,11 @@ class AwsSession:
             return c
 
     def account_id(self) -> str:
+        if self._account_check is not None:
+            self._account_check.result()
+        return self._read_account()
+
+    def _read_account(self) -> str:
         if self._account is None:
             try:
                 self._account = self._caller_account()
@@ -145,20 +165,42 @@ class AwsSession:
         3 quick attempts and short timeouts; a throttled or failing STS then gets the full
         budget of the session's own client.
         """
-        quick = self._session.create_client("sts", region_name=self.region, endpoint_url=self.endpoint_url,
-                                            config=self._config.merge(Config(
-                                                retries={"mode": "standard", "total_max_attempts": 3},
-                                                connect_timeout=5, read_timeout=15)))
+        with self._lock:                # the session is not thread-safe (check_account_meanwhile)
+            quick = self._session.create_client("sts", region_name=self.region, endpoint_url=self.endpoint_url,
+                                                config=self._config.merge(Config(
+                                                    retries={"mode": "standard", "total_max_attempts": 3},
+                                                    connect_timeout=5, read_timeout=15)))
         try:
             return quick.get_caller_identity()["Account"]
         except ClientError as e:
             if not errors.is_transient(e):
                 raise
-        return self.client("sts").get_caller_identity()["Account"]
+        return self._made("sts").get_caller_identity()["Account"]
 
     def check_account(self, expected: str | None) -> None:
         """The account guard: refuse, before any other call, credentials of another account."""
-        actual = self.account_id()
+        if self._account_check is not None:
+            self._account_check.result()
+        self._check_account(expected)
+
+    def check_account_meanwhile(self, expected: str | None) -> None:
+        """check_account on a thread of its own, while the caller goes on with what makes no
+        call (importing, building clients: 0.1-0.2 s of CPU a command): the check's round trip
+        to STS is then no longer spent waiting. client() and account_id() wait for the check,
+        so the guarantee is check_account's: no other call before it, none at all on failure."""
+        check: Future = Future()
+
+        def run() -> None:
+            try:
+                check.set_result(self._check_account(expected))
+            except BaseException as e:  # noqa: BLE001 — handed to every thread that asks for a client
+                check.set_exception(e)
+
+        self._account_check = check
+        threading.Thread(target=run, name=ACCOUNT_CHECK_THREAD, daemon=True).start()
+
+    def _check_account(self, expected: str | None) -> None:
+        actual = self._read_account()
         if expected and actual != expected:
             raise AwsAccessError(f"the credentials belong to account {actual}, but the spec pins account "
                                  f"{expected}; use credentials for {expected} (--profile) or fix account:")

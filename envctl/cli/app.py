@@ -125,8 +125,14 @@ class App:
             # The problem is the user's text: no markup or :emoji: codes in it (a tag key "envctl:x:").
             self.err.print(f"[bold red]error:[/] {escape(str(problem))}", markup=True, highlight=False, emoji=False)
 
-    def session(self, spec=None, region: str | None = None):
-        """An AWS session for `spec`; refuses, before any other call, a foreign account."""
+    def session(self, spec=None, region: str | None = None, *, discovering: bool = False):
+        """An AWS session for `spec`; refuses, before any other call, a foreign account.
+
+        `discovering`: the caller discovers at once, and calls set_up_done() after that. The
+        account check then runs while discovery sets up (AwsSession.check_account_meanwhile);
+        its refusal comes from the first client asked for, as an AwsAccessError (guarded()
+        says it).
+        """
         from envctl.aws.session import AwsAccessError, AwsOptions, AwsSession
 
         opts = self.options
@@ -146,11 +152,15 @@ class App:
                                             access_key=access_key, secret_key=secret_key,
                                             rate_limit=opts.rate_limit), default_region)
             if spec is not None:
-                session.check_account(spec.model.account)
+                if discovering:
+                    session.check_account_meanwhile(spec.model.account)
+                else:
+                    session.check_account(spec.model.account)
                 session.scope = (spec.model.project, spec.name)
         except AwsAccessError as e:
             self.abort(str(e))
-        set_up_done()
+        if not discovering:
+            set_up_done()
         return session
 
     @contextmanager

@@ -85,7 +85,7 @@ def observe_scope(app: App, project: str, environment: str, spec=None,
     from envctl.engine.observe import observe as discover
     from envctl.provisioners.base import Ctx
 
-    session = session or app.session(spec, region=region)
+    session = session or app.session(spec, region=region, discovering=True)
     session.scope = (project, environment)
     ctx = Ctx(aws=session, project=project, environment=environment, for_delete=for_delete)
     observation = guarded(app, "discovering the environment", lambda: discover(ctx))
@@ -149,6 +149,8 @@ def guarded(app: App, doing: str, fn):
     except AwsAccessError as e:
         app.abort(str(e))
     except ObserveError as e:
+        if isinstance(e.error, AwsAccessError):       # the account check, made while discovery set up
+            app.abort(str(e.error))
         if not errors.is_aws_error(e.error):
             # A bug in a kind's discover: the last-resort handler says so. `from None`: e.error's
             # context would be `e`, whose cause is e.error, a cycle rich's traceback never leaves.
