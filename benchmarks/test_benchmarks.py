@@ -1,6 +1,7 @@
 """Checks of the benchmark's own arithmetic: `python -m pytest benchmarks -q` (no AWS, no moto)."""
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from types import SimpleNamespace
 
@@ -128,3 +129,20 @@ def test_the_bound_at_parallelism_is_no_less_than_what_aws_rate_limits_allow():
     assert at_p["rate_floor"] == {"action": "monitoring:PutMetricAlarm", "calls": 12, "seconds": 3.44}
     assert at_p["bound_s"] == pytest.approx(3.44, abs=0.01)         # above 52 calls ÷ 10 × 50 ms
     assert result["wall_over_bound_at_parallelism"] == pytest.approx(4.0 / 3.444, abs=0.01)
+
+
+def test_the_account_checks_thread_counts_as_the_main_threads():
+    from benchmarks.traced import _current
+    from envctl.aws.session import ACCOUNT_CHECK_THREAD
+
+    said = {}
+
+    def record():
+        said[threading.current_thread().name] = _current()
+
+    for name in (ACCOUNT_CHECK_THREAD, "a-worker"):
+        thread = threading.Thread(target=record, name=name)
+        thread.start()
+        thread.join()
+    assert said == {ACCOUNT_CHECK_THREAD: "main", "a-worker": "unattributed"}
+    assert _current() == "main"

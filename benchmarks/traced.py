@@ -36,7 +36,14 @@ def _current() -> str:
     label = _label.get()
     if label:
         return label
-    return "main" if threading.current_thread() is threading.main_thread() else "unattributed"
+    # The account check runs on a thread of its own while the main thread sets up, but every
+    # other call waits for it: it counts as the main thread's (AwsSession.check_account_meanwhile).
+    from envctl.aws.session import ACCOUNT_CHECK_THREAD     # here: botocore loads after main() set gc up
+
+    thread = threading.current_thread()
+    if thread is threading.main_thread() or thread.name == ACCOUNT_CHECK_THREAD:
+        return "main"
+    return "unattributed"
 
 
 def _labelled(fn, label_of):
