@@ -174,8 +174,8 @@ def compile_bytecode() -> None:
         compileall.compile_dir(ROOT / package, quiet=1)
 
 
-def spawn(cmd: list[str], env: dict[str, str]) -> Run:
-    """Run cmd to its end: its wall time, peak RSS and CPU time.
+def spawn(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
+    """Run cmd to its end (in `cwd`, by default this tree): its wall time, peak RSS and CPU time.
 
     Peak RSS and CPU time come from /usr/bin/time: a child forked from this (large) process
     holds its resident pages until exec, and wait4's ru_maxrss would count them.
@@ -186,7 +186,8 @@ def spawn(cmd: list[str], env: dict[str, str]) -> Run:
         spawned = time.time()
         start = time.monotonic()
         try:
-            proc = subprocess.run(timer + cmd, stdout=out, stderr=err, env=env, cwd=ROOT, timeout=RUN_TIMEOUT_S)
+            proc = subprocess.run(timer + cmd, stdout=out, stderr=err, env=env, cwd=cwd or ROOT,
+                                  timeout=RUN_TIMEOUT_S)
             code = proc.returncode
         except subprocess.TimeoutExpired:
             code = -9
