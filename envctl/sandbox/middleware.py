@@ -426,8 +426,9 @@ class Latency(Layer):
 
     The emulator's own time counts within the latency, as a region's own work counts within
     the time it takes to answer: the call is carried out at once, and its answer waits for
-    what is left. A call the emulator takes longer over is answered when it is done. (Sleeping
-    the latency first and then carrying the call out made every call take the latency plus
+    what is left. A call the emulator takes longer over is answered when it is done
+    (`answered_late` says by how much: that part of a call's time is the emulator's, not the
+    client's). (Sleeping the latency first and then carrying the call out made every call take the latency plus
     moto's time, 10-15 ms more on an idle machine and 100 ms at a 1,000-resource create: the
     benchmark then measured a slower AWS than the one it named.)
     """
@@ -443,6 +444,7 @@ class Latency(Layer):
             self.seconds, self.jitter = seconds, jitter
             self._random = random.Random(seed)
             self.delays: list[float] = []         # every delay applied, in order
+            self._late: list[float] = []           # answered_late's
 
     def handle(self, request: AwsRequest, environ, start_response):
         arrived = time.monotonic()
@@ -456,10 +458,19 @@ class Latency(Layer):
             status, headers, body = _carry_out(self.app, environ)
         finally:                                # a dropped connection, too, is seen after the latency
             left = delay - (time.monotonic() - arrived)
+            with self._lock:
+                self._late.append(max(0.0, -left))
             if left > 0:
                 self._sleep(left)
         start_response(status, headers)
         return [body]
+
+    def answered_late(self) -> list[float]:
+        """Since the last time asked: for each call given a latency, how many seconds after it
+        the emulator answered (0 when on time), in the order they were answered."""
+        with self._lock:
+            late, self._late = self._late, []
+            return late
 
 
 class RateLimit(Layer):

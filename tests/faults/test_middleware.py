@@ -7,12 +7,14 @@ the same faults.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 from botocore.retries.standard import RetryEventAdapter, ThrottlingErrorDetector
 
 from envctl.aws import errors
-from envctl.sandbox.middleware import Fault, Rates
+from envctl.sandbox.middleware import Fault, Latency, Rates
 
 AMI = "ami-12c6146b"      # one of moto's built-in images
 
@@ -323,3 +325,23 @@ def test_a_repeated_metric_filter_is_still_one_filter(faulty):
     assert faulty.repeats.answered["PutMetricFilter"] == 1
     filters = logs.describe_metric_filters(logGroupName="app")["metricFilters"]
     assert [(f["filterName"], f["filterPattern"]) for f in filters] == [("errors", "ERROR")]
+
+
+def test_latency_says_how_much_later_than_its_latency_the_emulator_answered():
+    def moto_taking(seconds):
+        def app(environ, start_response):
+            time.sleep(seconds)
+            start_response("200 OK", [])
+            return [b"answer"]
+        return app
+
+    latency = Latency(seconds=0.03)
+    answers = []
+    for took in (0.0, 0.08):
+        latency.around(moto_taking(took))
+        answers.append(latency.handle(None, {}, lambda status, headers: None))
+
+    assert answers == [[b"answer"], [b"answer"]]
+    on_time, late = latency.answered_late()
+    assert on_time == 0.0 and 0.045 <= late < 0.5
+    assert latency.answered_late() == []                # each lateness is said once
