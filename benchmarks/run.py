@@ -81,6 +81,9 @@ class Run:
     http_requests: int = 0          # as the emulator saw them (retries included)
     mutating_requests: int = 0
     trace: dict = field(default_factory=dict)
+    # For each call, how much later than the latency the emulator answered (Latency.answered_late):
+    # that part of a call's time is moto's, beyond what the region it stands for would take.
+    answered_late: list[float] = field(default_factory=list)
 
 
 class Bench:
@@ -122,9 +125,11 @@ class Bench:
         trace = self.tmp / "trace.json"
         trace.unlink(missing_ok=True)
         self.aws.log.clear()
+        self.latency.answered_late()
         cmd = [sys.executable, "-m", "benchmarks.traced", "--specs", str(specs), "--no-interactive", *args]
         run = spawn(cmd, self.env(trace))
         run.args = ["envctl", *args]
+        run.answered_late = self.latency.answered_late()
         calls = self.aws.log.snapshot()
         run.http_requests = len(calls)
         run.mutating_requests = sum(1 for c in calls if c.mutating)
@@ -381,7 +386,9 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
         "http_requests": run.http_requests,
         "mutating_requests": run.mutating_requests,
         "call_ms": {"mean": round(1000 * statistics.fmean(durations), 1) if durations else None,
-                    "p90": round(1000 * durations[int(0.9 * (len(durations) - 1))], 1) if durations else None},
+                    "p90": round(1000 * durations[int(0.9 * (len(durations) - 1))], 1) if durations else None,
+                    "emulator_late_mean": round(1000 * statistics.fmean(run.answered_late), 1)
+                    if run.answered_late else None},
         "calls_by_service": dict(Counter(c["service"] for c in calls).most_common()),
         "calls_by_action": dict(Counter(f'{c["service"]}:{c["operation"]}' for c in calls).most_common()),
         "errors_by_action": dict(Counter(f'{c["service"]}:{c["operation"]}:{c["error"]}'
@@ -606,6 +613,11 @@ def per_resource_reads(result: dict) -> dict:
     return rows
 
 
+def _call_ms(call_ms: dict) -> str:
+    late = call_ms.get("emulator_late_mean")
+    return f'{call_ms["mean"]}' + (f" ({late})" if late is not None else "")
+
+
 def markdown(result: dict) -> str:
     m = result["meta"]
     lines = [
@@ -619,7 +631,9 @@ def markdown(result: dict) -> str:
         f'(benchmarks/README.md says how it is counted). Bound at parallelism also counts that {m["parallelism"]} '
         f"workers ({OBSERVE_PARALLELISM} for discovery) cannot go faster than their calls ÷ {m['parallelism']}, "
         "nor the executor's calls faster than AWS's published rate limits allow (CloudWatch: 3 alarm writes a second). "
-        "Mean call ms is what a call took as envctl saw it: the latency plus the emulator's own time. "
+        "Mean call ms is what a call took as envctl saw it: the latency, envctl's own time in the call (botocore's "
+        "work, waits for the CPU) and, in brackets, how much later than the latency the emulator answered "
+        "on average (moto's time beyond it). "
         "The last bound takes that time for each call instead of the latency: wall ÷ that is envctl's own share.",
         "",
         "| system | resources | step | wall s | API calls (mutating) | mean call ms | critical path calls → bound s "
@@ -634,7 +648,7 @@ def markdown(result: dict) -> str:
             cp = p["critical_path"]
             flag = "" if p["ok"] else f' (**not as expected: exit {p["exit_code"]}**)'
             lines.append(f'| {s["system"]} | {s["resources"]} | {phase}{flag} | {p["wall_s"]} | '
-                         f'{p["api_calls"]} ({p["mutating_requests"]}) | {p["call_ms"]["mean"]} | '
+                         f'{p["api_calls"]} ({p["mutating_requests"]}) | {_call_ms(p["call_ms"])} | '
                          f'{cp["calls"]} → {cp["bound_s"]} | {p.get("wall_over_bound", "")} | '
                          f'{cp["at_parallelism"]["bound_s"]} | {p.get("wall_over_bound_at_parallelism", "")} | '
                          f'{cp.get("at_measured_call_time_s", "")} | {p.get("wall_over_measured_bound", "")} | '

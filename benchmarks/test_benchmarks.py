@@ -146,3 +146,18 @@ def test_the_account_checks_thread_counts_as_the_main_threads():
         thread.join()
     assert said == {ACCOUNT_CHECK_THREAD: "main", "a-worker": "unattributed"}
     assert _current() == "main"
+
+
+def test_the_emulators_lateness_is_reported_beside_the_mean_call_time():
+    from benchmarks.run import _call_ms
+
+    calls = [_call("main", "sts", "GetCallerIdentity")] * 4
+    trace = {"calls": calls, "phases": [], "tag_scan_users": []}
+    late = Run(["envctl", "diff"], 0, 1.0, 100.0, 0.5, 0.0, "", "", trace=trace, answered_late=[0, 0, 0.004, 0.008])
+    on_time = Run(["envctl", "diff"], 0, 1.0, 100.0, 0.5, 0.0, "", "", trace=trace)
+
+    call_ms = analyse(late, [], 0.05, None, None, expect=(0,))["call_ms"]
+    assert call_ms["emulator_late_mean"] == 3.0
+    assert _call_ms(call_ms) == f'{call_ms["mean"]} (3.0)'
+    unknown = analyse(on_time, [], 0.05, None, None, expect=(0,))["call_ms"]
+    assert unknown["emulator_late_mean"] is None and _call_ms(unknown) == f'{unknown["mean"]}'
