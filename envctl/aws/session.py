@@ -107,8 +107,7 @@ class AwsSession:
         so no call reaches AWS before it, while what needs no call goes on.
         """
         c = self._made(service)
-        if self._account_check is not None:
-            self._account_check.result()
+        self._wait_for_account_check()
         return c
 
     def _made(self, service: str) -> Any:
@@ -128,8 +127,7 @@ class AwsSession:
             return c
 
     def account_id(self) -> str:
-        if self._account_check is not None:
-            self._account_check.result()
+        self._wait_for_account_check()
         return self._read_account()
 
     def _read_account(self) -> str:
@@ -179,8 +177,7 @@ class AwsSession:
 
     def check_account(self, expected: str | None) -> None:
         """The account guard: refuse, before any other call, credentials of another account."""
-        if self._account_check is not None:
-            self._account_check.result()
+        self._wait_for_account_check()
         self._check_account(expected)
 
     def check_account_meanwhile(self, expected: str | None) -> None:
@@ -198,6 +195,11 @@ class AwsSession:
 
         self._account_check = check
         threading.Thread(target=run, name=ACCOUNT_CHECK_THREAD, daemon=True).start()
+
+    def _wait_for_account_check(self) -> None:
+        """After check_account_meanwhile(): wait for the check; raise its refusal."""
+        if self._account_check is not None:
+            self._account_check.result()
 
     def _check_account(self, expected: str | None) -> None:
         actual = self._read_account()

@@ -428,9 +428,9 @@ class Latency(Layer):
     the time it takes to answer: the call is carried out at once, and its answer waits for
     what is left. A call the emulator takes longer over is answered when it is done
     (`answered_late` says by how much: that part of a call's time is the emulator's, not the
-    client's). (Sleeping the latency first and then carrying the call out made every call take the latency plus
-    moto's time, 10-15 ms more on an idle machine and 100 ms at a 1,000-resource create: the
-    benchmark then measured a slower AWS than the one it named.)
+    client's). (Sleeping the latency first and then carrying the call out made every call take
+    the latency plus moto's time, 10-15 ms more on an idle machine and 100 ms at a
+    1,000-resource create: the benchmark then measured a slower AWS than the one it named.)
     """
 
     def __init__(self, seconds: float = 0.0, jitter: float = 0.0, seed: int = 0,
