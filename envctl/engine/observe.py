@@ -66,6 +66,11 @@ def observe(ctx: Ctx, kinds: Iterable[str] | None = None, reads: int = READS, *,
     forget = getattr(ctx.aws, "forget_tagged", None)
     if forget is not None:
         forget()
+    # Every client the kinds call, built while discovery waits on AWS: first those the scan's
+    # kinds read with once the scan answers, then those only changes use (the executor's).
+    prepare = getattr(ctx.aws, "prepare_clients", None)
+    if prepare is not None:
+        prepare(list(dict.fromkeys(service for kind in kinds for service in get(kind).services)))
 
     retry_options = {} if sleep is None else {"sleep": sleep}
 

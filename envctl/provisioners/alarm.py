@@ -45,6 +45,7 @@ class AlarmProps(Props):
 
 class Alarm(Provisioner[AlarmProps]):
     kind = "alarm"
+    services = ("cloudwatch",)
     props = AlarmProps
     set_fields = frozenset({"dimensions", "alarm_actions", "ok_actions", "insufficient_data_actions"})
     timeouts = Timeouts(create=60, update=60, delete=60)

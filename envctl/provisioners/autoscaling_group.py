@@ -39,6 +39,7 @@ class AutoscalingGroupProps(Props):
 
 class AutoscalingGroup(Provisioner[AutoscalingGroupProps]):
     kind = "autoscaling_group"
+    services = ("autoscaling", "ec2")
     props = AutoscalingGroupProps
     set_fields = frozenset({"subnet_ids"})
     timeouts = Timeouts(create=900, update=900, delete=1200)

@@ -190,6 +190,9 @@ class Provisioner(Generic[P]):
     # The Resource Groups Tagging API type whose scan `discover` reads (ctx.aws.tagged_arns):
     # such kinds wait for the scan's pages, then read, so observe starts them first.
     tag_scan: ClassVar[str | None] = None
+    # The AWS services (botocore's names) this kind calls: discovery builds their clients while
+    # it waits on AWS (engine/observe.py), so that no first call pays for building one.
+    services: ClassVar[tuple[str, ...]] = ()
     # How many deletes of this kind AWS takes in one call (`delete_many`); 1: one at a time.
     delete_batch: ClassVar[int] = 1
 

@@ -66,6 +66,7 @@ class BucketProps(Props):
 
 class Bucket(Provisioner[BucketProps]):
     kind = "bucket"
+    services = ("s3",)
     props = BucketProps
     replace_on = frozenset({"name"})
     set_fields = frozenset({"lifecycle", "notifications"})

@@ -66,6 +66,7 @@ class DbDeletionProtected(DeletionProtected):
 
 class DbInstance(Provisioner[DbInstanceProps]):
     kind = "db_instance"
+    services = ("rds", "ec2")
     props = DbInstanceProps
     replace_on = frozenset({"engine", "master_username", "storage_encrypted", "db_subnet_group_name"})
     set_fields = frozenset({"vpc_security_group_ids"})

@@ -23,6 +23,7 @@ class DbSubnetGroupProps(Props):
 
 class DbSubnetGroup(Provisioner[DbSubnetGroupProps]):
     kind = "db_subnet_group"
+    services = ("rds",)
     props = DbSubnetGroupProps
     set_fields = frozenset({"subnet_ids"})
     uses = frozenset({"subnet"})

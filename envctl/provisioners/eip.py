@@ -16,6 +16,7 @@ class EipProps(Props):
 
 class Eip(Provisioner[EipProps]):
     kind = "eip"
+    services = ("ec2",)
     props = EipProps
     replace_on = frozenset({"domain"})
 

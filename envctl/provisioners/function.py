@@ -48,6 +48,7 @@ _CONFIGURATION = {"runtime": "Runtime", "handler": "Handler", "role": "Role", "m
 
 class Function(Provisioner[FunctionProps]):
     kind = "function"
+    services = ("lambda",)
     props = FunctionProps
     set_fields = frozenset({"invoke_from"})
     timeouts = Timeouts(create=300, update=300, delete=60)

@@ -41,6 +41,7 @@ class InstanceProps(Props):
 
 class Instance(Provisioner[InstanceProps]):
     kind = "instance"
+    services = ("ec2", "ssm")
     props = InstanceProps
     replace_on = frozenset({"image", "instance_type", "subnet_id", "associate_public_ip", "key_name", "user_data",
                             "volume_gb", "volume_type", "volume_encrypted"})

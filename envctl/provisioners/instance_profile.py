@@ -25,6 +25,7 @@ class InstanceProfileProps(Props):
 
 class InstanceProfile(Provisioner[InstanceProfileProps]):
     kind = "instance_profile"
+    services = ("iam",)
     props = InstanceProfileProps
     replace_on = frozenset({"path"})
     uses = frozenset({"role"})

@@ -16,6 +16,7 @@ class InternetGatewayProps(Props):
 
 class InternetGateway(Provisioner[InternetGatewayProps]):
     kind = "internet_gateway"
+    services = ("ec2",)
     props = InternetGatewayProps
     uses = frozenset({"vpc"})
 

@@ -41,6 +41,7 @@ class LaunchTemplateProps(Props):
 
 class LaunchTemplate(Provisioner[LaunchTemplateProps]):
     kind = "launch_template"
+    services = ("ec2", "ssm")
     props = LaunchTemplateProps
     set_fields = frozenset({"security_group_ids"})
     uses = frozenset({"security_group", "instance_profile"})

@@ -36,6 +36,7 @@ class LogGroupProps(Props):
 
 class LogGroup(Provisioner[LogGroupProps]):
     kind = "log_group"
+    services = ("logs",)
     props = LogGroupProps
     tag_scan = "logs"
     set_fields = frozenset({"metric_filters"})

@@ -27,6 +27,7 @@ class NatGatewayProps(Props):
 
 class NatGateway(Provisioner[NatGatewayProps]):
     kind = "nat_gateway"
+    services = ("ec2",)
     props = NatGatewayProps
     replace_on = frozenset({"subnet_id", "allocation_id", "connectivity_type"})
     timeouts = Timeouts(create=600, update=600, delete=600)

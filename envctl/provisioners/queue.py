@@ -51,6 +51,7 @@ class QueueProps(Props):
 
 class Queue(Provisioner[QueueProps]):
     kind = "queue"
+    services = ("sqs",)
     props = QueueProps
     replace_on = frozenset({"name", "fifo"})
     set_fields = frozenset({"allow_from"})

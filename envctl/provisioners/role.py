@@ -47,6 +47,7 @@ class RoleProps(Props):
 
 class Role(Provisioner[RoleProps]):
     kind = "role"
+    services = ("iam",)
     props = RoleProps
     replace_on = frozenset({"path"})             # IAM cannot move a role to another path
     set_fields = frozenset({"managed_policies", "other_inline_policies"})

@@ -28,6 +28,7 @@ class RouteTableProps(Props):
 
 class RouteTable(Provisioner[RouteTableProps]):
     kind = "route_table"
+    services = ("ec2",)
     props = RouteTableProps
     replace_on = frozenset({"vpc_id"})
     set_fields = frozenset({"routes", "subnet_ids"})

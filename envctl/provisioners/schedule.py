@@ -37,6 +37,7 @@ class ScheduleProps(Props):
 
 class Schedule(Provisioner[ScheduleProps]):
     kind = "schedule"
+    services = ("events",)
     props = ScheduleProps
     replace_on = frozenset({"name"})
     set_fields = frozenset({"targets"})

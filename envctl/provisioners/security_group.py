@@ -37,6 +37,7 @@ class SecurityGroupProps(Props):
 
 class SecurityGroup(Provisioner[SecurityGroupProps]):
     kind = "security_group"
+    services = ("ec2",)
     props = SecurityGroupProps
     replace_on = frozenset({"group_name", "description", "vpc_id"})
     set_fields = frozenset({"ingress", "egress"})

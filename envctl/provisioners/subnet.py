@@ -19,6 +19,7 @@ class SubnetProps(Props):
 
 class Subnet(Provisioner[SubnetProps]):
     kind = "subnet"
+    services = ("ec2",)
     props = SubnetProps
     replace_on = frozenset({"vpc_id", "cidr_block", "availability_zone"})
     uses = frozenset({"vpc"})

@@ -53,6 +53,7 @@ class TableDeletionProtected(DeletionProtected):
 
 class Table(Provisioner[TableProps]):
     kind = "table"
+    services = ("dynamodb",)
     props = TableProps
     tag_scan = "dynamodb"
     replace_on = frozenset({"name", "partition_key", "sort_key"})

@@ -37,6 +37,7 @@ class TopicProps(Props):
 
 class Topic(Provisioner[TopicProps]):
     kind = "topic"
+    services = ("sns",)
     props = TopicProps
     replace_on = frozenset({"name"})
     set_fields = frozenset({"subscriptions"})

@@ -18,6 +18,7 @@ class VpcProps(Props):
 
 class Vpc(Provisioner[VpcProps]):
     kind = "vpc"
+    services = ("ec2",)
     props = VpcProps
     replace_on = frozenset({"cidr_block"})
 

@@ -1,5 +1,6 @@
 """The account check made while discovery sets up (AwsSession.check_account_meanwhile):
-no call reaches AWS before it, none at all when it refuses, and every thread hears the refusal."""
+no call reaches AWS before it, none at all when it refuses, and every thread hears the refusal.
+And the clients built ahead of their first call (AwsSession.prepare_clients)."""
 from __future__ import annotations
 
 import threading
@@ -7,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from envctl.aws.session import ACCOUNT_CHECK_THREAD, AwsAccessError, AwsOptions, AwsSession
+from botocore.exceptions import UnknownServiceError
+
+from envctl.aws.session import ACCOUNT_CHECK_THREAD, PREPARE_THREAD, AwsAccessError, AwsOptions, AwsSession
 
 OTHER_ACCOUNT = "210987654321"
 
@@ -79,3 +82,58 @@ def test_without_the_meanwhile_check_clients_do_not_wait(aws):
     s = session(aws)
     s.client("sqs").list_queues()
     assert [c.action for c in aws.log.snapshot()] == ["ListQueues"]
+
+
+def _slow_sts(s: AwsSession, monkeypatch, events: list) -> threading.Event:
+    """STS answers when the returned event is set; `events` records the answer and each client built."""
+    answer = threading.Event()
+    read, made = s._caller_account, s._made
+
+    def slow_sts():
+        answer.wait(10)
+        events.append("answered")
+        return read()
+
+    def recorded(service):
+        if service not in s._clients:
+            events.append(f"built {service} on {threading.current_thread().name}")
+        return made(service)
+
+    monkeypatch.setattr(s, "_caller_account", slow_sts)
+    monkeypatch.setattr(s, "_made", recorded)
+    return answer
+
+
+def test_prepared_clients_are_built_once_the_check_answered_and_make_no_call(aws, monkeypatch):
+    s = session(aws)
+    events: list = []
+    answer = _slow_sts(s, monkeypatch, events)
+    s.check_account_meanwhile(aws.account)
+    thread = s.prepare_clients(["sqs", "sns"])
+    assert thread.name == PREPARE_THREAD
+    s._made("iam")                 # discovery's own clients meanwhile: not held up by the preparing thread
+    answer.set()
+    thread.join(10)
+
+    assert events == ["built iam on MainThread", "answered",
+                      f"built sqs on {PREPARE_THREAD}", f"built sns on {PREPARE_THREAD}"]
+    prepared = s._clients["sqs"]
+    assert s.client("sqs") is prepared          # handed out as made, not built again
+    assert [c.action for c in aws.log.snapshot()] == ["GetCallerIdentity"]
+
+
+def test_no_client_is_prepared_after_a_refusal(aws):
+    s = session(aws)
+    s.check_account_meanwhile(OTHER_ACCOUNT)
+    s.prepare_clients(["sqs", "sns"]).join(10)
+    assert s._clients == {}
+    with pytest.raises(AwsAccessError):
+        s.client("sqs")
+
+
+def test_a_client_that_cannot_be_prepared_is_reported_where_it_is_needed(aws):
+    s = session(aws)
+    s.prepare_clients(["no-such-service", "sqs"]).join(10)
+    assert list(s._clients) == ["sqs"]          # the next one was still built
+    with pytest.raises(UnknownServiceError):
+        s.client("no-such-service")

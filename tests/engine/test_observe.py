@@ -156,3 +156,19 @@ def test_map_keeps_the_order_and_raises_the_first_error_once_every_read_has_ende
     assert "ThrottlingException" in str(raised.value)
     assert sorted(ended) == [0, 2, 3]
     assert make_ctx(aws).map(lambda i: i + 1, [1, 2]) == [2, 3]     # without a pool: one by one
+
+
+def test_discovery_builds_the_clients_of_every_kind_while_it_waits(aws):
+    """Every service a kind calls has its client once observe has started (on a thread of its
+    own: prepare_clients), the executor's included, so that no first call builds one."""
+    from envctl.aws.session import PREPARE_THREAD
+    from envctl.provisioners import REGISTRY
+
+    ctx = make_ctx(aws)
+    found = observe(ctx)
+    for thread in threading.enumerate():
+        if thread.name == PREPARE_THREAD:
+            thread.join(10)
+    assert found.resources == {}
+    assert {s for p in REGISTRY for s in p.services} <= set(ctx.aws._clients)
+    assert not [c.action for c in aws.log.snapshot() if c.mutating]       # building them calls nothing
