@@ -160,10 +160,15 @@ class _Finish:
 class _ReadyQueue:
     """Which steps may start: those whose waits are all done.
 
-    Of the ready steps, the next is taken from the kind with the fewest steps running, then in
-    plan order: a kind that AWS paces slowly (CloudWatch takes 3 alarm writes a second) then
-    holds one or two workers waiting for its rate limit, not all of them, while other kinds'
-    work waits behind it. Deletes taken together (`pop_deletes_like`) hold one worker.
+    Of the ready steps, the next is taken from the kind with the fewest steps running: a kind
+    that AWS paces slowly (CloudWatch takes 3 alarm writes a second) then holds one or two
+    workers waiting for its rate limit, not all of them, while other kinds' work waits behind
+    it. Among those, the step with the longest chain of steps waiting for it goes first (then
+    plan order): a queue that a role, a function and a bucket wait for starts before a table
+    nothing waits for, so that when workers are short the longest chain is not the one kept
+    waiting. The chain is counted in steps, not in seconds: how long each takes depends on the
+    kind and on AWS (a NAT gateway minutes, a queue a tenth of a second), which no plan knows.
+    Deletes taken together (`pop_deletes_like`) hold one worker.
     """
 
     def __init__(self, steps: dict[Key, _Step]):
@@ -175,24 +180,25 @@ class _ReadyQueue:
             self.of_address.setdefault(k[0], []).append(k)
             for w in s.waits:
                 self.users[w].add(k)
+        self.chain = _chains(self.users)                    # key → steps in the longest chain from it
         self.finished: set[Key] = set()
         self.running: dict[str, int] = {}                   # kind → steps popped, not finished
         self._popped: dict[Key, int] = {}                 # popped, not finished → workers it holds (0 or 1)
-        self._ready: dict[str, list[tuple[int, str, Key]]] = {}      # kind → heap by plan position
+        self._ready: dict[str, list[tuple[int, int, str, Key]]] = {}     # kind → heap: longest chain, plan order
         for k, s in steps.items():
             if not s.waits:
                 self._push(k)
 
     def has_ready(self) -> bool:
         for heap in self._ready.values():
-            while heap and heap[0][2] in self.finished:    # skipped after it became ready
+            while heap and heap[0][-1] in self.finished:   # skipped after it became ready
                 heapq.heappop(heap)
         return any(self._ready.values())
 
     def pop(self) -> Key:
         kind = min((k for k, heap in self._ready.items() if heap),
                    key=lambda k: (self.running.get(k, 0), self._ready[k][0]))
-        key = heapq.heappop(self._ready[kind])[2]
+        key = heapq.heappop(self._ready[kind])[-1]
         self.running[kind] = self.running.get(kind, 0) + 1
         self._popped[key] = 1
         return key
@@ -203,7 +209,7 @@ class _ReadyQueue:
         taken, kept = [], []
         while heap and len(taken) < n:
             item = heapq.heappop(heap)
-            key = item[2]
+            key = item[-1]
             if key in self.finished:
                 continue
             if _is_delete(self.steps[key]):
@@ -225,7 +231,7 @@ class _ReadyQueue:
         return all(k in self.finished for k in self.of_address[key[0]])
 
     def _push(self, key: Key) -> None:
-        heapq.heappush(self._ready.setdefault(key[0].kind, []), (self.steps[key].order, key[1], key))
+        heapq.heappush(self._ready.setdefault(key[0].kind, []), (-self.chain[key], self.steps[key].order, key[1], key))
 
     def _finish(self, key: Key) -> None:
         self.finished.add(key)
@@ -250,6 +256,24 @@ class _ReadyQueue:
 
     def unfinished(self) -> list[Key]:
         return sorted((k for k in self.steps if k not in self.finished), key=lambda k: self.steps[k].order)
+
+
+def _chains(users: Mapping[Key, set[Key]]) -> dict[Key, int]:
+    """Each step's longest chain of steps that wait for it, one after another, itself included
+    (1: nothing waits for it). Iterative: a spec's chains may be longer than Python's stack."""
+    chain: dict[Key, int] = {}
+    for root in users:
+        stack = [(root, False)]
+        while stack:
+            key, counted = stack.pop()
+            if key in chain:
+                continue
+            if counted:
+                chain[key] = 1 + max((chain[u] for u in users[key]), default=0)
+            else:
+                stack.append((key, True))
+                stack.extend((u, False) for u in users[key] if u not in chain)
+    return chain
 
 
 class _Run:

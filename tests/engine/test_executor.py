@@ -141,6 +141,28 @@ def test_ready_steps_are_taken_kind_by_kind_so_one_slow_kind_does_not_hold_every
     assert sorted(a.split("/")[0] for a in started[:2]) == ["box", "store"], started
 
 
+def test_of_one_kind_the_step_with_the_longest_chain_behind_it_starts_first():
+    """Ready at once on one worker: boxes b0, b1, b2 (plan order), and a store waits for b2. b2
+    goes first: workers kept busy with b0 and b1 would hold back the store's whole chain."""
+    w = World()
+    desired = graph(node("net/main", NetProps(cidr="10.0.0.0/16")),
+                    *[node(f"box/b{i}", BoxProps(net_id=ref("net/main"))) for i in range(3)],
+                    node("store/data", StoreProps(name="data", box_id=ref("box/b2"))))
+    result = w.apply(desired, parallelism=1)
+    assert result.ok
+    assert w.cloud.verbs("create") == ["net/main", "box/b2", "box/b0", "box/b1", "store/data"]
+
+
+def test_a_long_chain_of_steps_is_ordered_without_deep_recursion():
+    """Each box waits for the one before: 3,000 steps, one chain (Python's stack holds 1,000 frames)."""
+    from envctl.engine.executor import _chains
+
+    keys = [(A(f"box/b{i}"), "apply") for i in range(3000)]
+    users = {k: {keys[i + 1]} if i + 1 < len(keys) else set() for i, k in enumerate(keys)}
+    chain = _chains(users)
+    assert chain[keys[0]] == 3000 and chain[keys[-1]] == 1
+
+
 def test_ordering_deletes_walks_each_nodes_props_once(monkeypatch):
     """Who uses whom comes from each node's references, found once per node: not once per pair
     (a destroy of 1,000 resources spent 40 s before its first delete walking a million pairs)."""
