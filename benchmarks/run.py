@@ -340,7 +340,7 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     discover = {k.split(":", 1)[1]: n for k, n in by_label.items() if k.startswith("discover:")}
     discover.update({k: discover.get(k, 0) for k in scan_users})      # kinds that only read the scan
     scan = sum(1 for c in in_discovery if c["service"] == TAG_SCAN)
-    steps, own_calls, read_calls = step_weights(calls, step_phase)
+    steps, read_calls = step_weights(calls, step_phase)
 
     chain, path = 0, []
     if step_phase == "apply":
@@ -356,8 +356,10 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     # cannot make their calls faster than calls ÷ threads.
     observer_calls = [max(r["longest"]["calls"], math.ceil(r["calls"] / OBSERVE_PARALLELISM)) for r in rounds]
     observers = sum(observer_calls)
-    # The executor's steps run on `parallelism` threads, their side-by-side reads on as many more.
-    workers = max(chain, math.ceil(own_calls / parallelism), math.ceil(read_calls / parallelism)) \
+    # The executor's steps run on `parallelism` workers, their side-by-side reads on as many more
+    # threads; a step holds its worker while its reads run, so the workers cannot be done before
+    # every step's own chain (the weights) ÷ parallelism.
+    workers = max(chain, math.ceil(sum(steps.values()) / parallelism), math.ceil(read_calls / parallelism)) \
         if step_phase and parallelism else 0
     calls_at_p = main + observers + workers
     # A third: AWS's published rate limits let no client make the executor's calls, nor a
@@ -453,9 +455,9 @@ def rate_floor(calls: list[dict], region: str) -> dict | None:
     return slowest
 
 
-def step_weights(calls: list[dict], phase: str | None) -> tuple[dict[str, int], int, int]:
-    """(calls one after another of each executor step of `phase`, all their own calls, all their
-    side-by-side reads). A step's chain is its own calls plus, for each time it read side by side
+def step_weights(calls: list[dict], phase: str | None) -> tuple[dict[str, int], int]:
+    """(calls one after another of each executor step of `phase`, all their side-by-side reads).
+    A step's chain is its own calls plus, for each time it read side by side
     (Ctx.map, its n-th: calls labelled `<step>#<n>.<i>`), its longest read."""
     own: Counter = Counter()
     reads: defaultdict[tuple[str, str], Counter] = defaultdict(Counter)
@@ -472,7 +474,7 @@ def step_weights(calls: list[dict], phase: str | None) -> tuple[dict[str, int], 
     weights = Counter(own)
     for (step, _), items in reads.items():
         weights[step] += max(items.values())
-    return dict(weights), sum(own.values()), sum(sum(items.values()) for items in reads.values())
+    return dict(weights), sum(sum(items.values()) for items in reads.values())
 
 
 def by_observe_phase(discovery_calls: list[dict], trace: dict) -> list[list[dict]]:
@@ -629,7 +631,8 @@ def markdown(result: dict) -> str:
         "",
         "Bound = the critical path: the longest chain of calls that must follow one another × the latency "
         f'(benchmarks/README.md says how it is counted). Bound at parallelism also counts that {m["parallelism"]} '
-        f"workers ({OBSERVE_PARALLELISM} for discovery) cannot go faster than their calls ÷ {m['parallelism']}, "
+        f"workers ({OBSERVE_PARALLELISM} for discovery) cannot go faster than their calls ÷ {m['parallelism']} "
+        "(an executor worker is held by a step for the step's whole chain, its side-by-side reads included), "
         "nor the executor's calls faster than AWS's published rate limits allow (CloudWatch: 3 alarm writes a second). "
         "Mean call ms is what a call took as envctl saw it: the latency, envctl's own time in the call (botocore's "
         "work, waits for the CPU) and, in brackets, how much later than the latency the emulator answered "

@@ -111,8 +111,26 @@ def test_a_step_whose_reads_run_side_by_side_costs_its_own_calls_and_each_maps_l
 
     cp = result["critical_path"]
     assert cp["longest_chain"] == {"calls": 6, "path": ["bucket/uploads"]}      # 3 own + 2 + 1
-    assert cp["at_parallelism"]["calls"] == 6          # 3 own calls ÷ 2 workers, 5 reads ÷ 2 read threads: below
+    assert cp["at_parallelism"]["calls"] == 6          # its chain: 6 ÷ 2 workers and 5 reads ÷ 2 threads are below
     assert result["step_calls_by_kind"]["bucket"] == {"steps": 1, "calls_each": 6, "max": 6}
+
+
+def test_a_step_holds_its_worker_while_its_reads_run():
+    """Four steps, each one own call and then one read of 3 pages (weight 4), on 2 workers: the
+    workers hold 16 calls' worth of steps, 8 each, though their own calls are 4 ÷ 2 and the reads
+    12 ÷ 2 read threads."""
+    graph = [_node(f"bucket/b{i}") for i in range(4)]
+    calls = [c for i in range(4) for c in [_call(f"bucket/b{i}|apply", "s3", "CreateBucket")]
+             + [_call(f"bucket/b{i}|apply#0.0")] * 3]
+    trace = {"calls": calls, "phases": [], "tag_scan_users": []}
+    run = Run(["envctl", "create"], 0, 1.0, 100.0, 0.5, 0.0, "", "", trace=trace)
+
+    result = analyse(run, graph, 0.05, "apply", 2, expect=(0,))
+
+    cp = result["critical_path"]
+    assert cp["longest_chain"]["calls"] == 4
+    assert cp["at_parallelism"]["calls"] == 8
+    assert cp["at_parallelism"]["bound_s"] == pytest.approx(0.4)
 
 
 def test_the_bound_at_parallelism_is_no_less_than_what_aws_rate_limits_allow():
