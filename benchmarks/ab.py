@@ -30,6 +30,7 @@ def cycle(bench: Bench, tree: Path, specs: Path, env_name: str) -> list[Run]:
     env["PYTHONPATH"] = str(tree)
     runs = []
     for command, *flags in COMMANDS:
+        bench.between_commands()
         run = spawn([sys.executable, "-m", "envctl", "--specs", str(specs), "--no-interactive", command, env_name,
                      *flags], env, cwd=tree)
         if run.exit_code != 0:
