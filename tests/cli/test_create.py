@@ -137,6 +137,7 @@ def test_create_shows_the_plan_then_each_resource_then_a_summary(aws, envctl, wr
                                   ("describe_route_tables", "RouteTables", "RouteTableId"),
                                   ("describe_security_groups", "SecurityGroups", "GroupId")):
         ids.update({tags(r)["envctl:resource"]: r[id_key] for r in ours(ec2, describe, key)})
+    # One worker: after the gateway the subnet, which the route table waits for, then the security group.
     assert timeless(result.stdout) == f"""\
 acme/qa · eu-north-1 · account 123456789012
 
@@ -151,10 +152,10 @@ Plan: 5 to create, 0 to update, 0 to replace, 0 to delete; 0 unchanged.
 ✓ created    vpc/main               {ids["vpc/main"]}  (…s)
   creating   internet_gateway/main
 ✓ created    internet_gateway/main  {ids["internet_gateway/main"]}  (…s)
-  creating   security_group/web
-✓ created    security_group/web     {ids["security_group/web"]}  (…s)
   creating   subnet/public-a
 ✓ created    subnet/public-a        {ids["subnet/public-a"]}  (…s)
+  creating   security_group/web
+✓ created    security_group/web     {ids["security_group/web"]}  (…s)
   creating   route_table/public
 ✓ created    route_table/public     {ids["route_table/public"]}  (…s)
 Done: 5 created in …s.
