@@ -47,7 +47,9 @@ class Schedule(Provisioner[ScheduleProps]):
 
     def discover(self, ctx) -> Iterable[Observed[ScheduleProps]]:
         events = ctx.client("events")
-        scanned = dict(ctx.aws.tagged_arns(self.tag_scan))
+        # The rules by name first: the listing needs nothing from the environment's tag scan,
+        # which the other kinds have set going, so the two run side by side (schedules were
+        # discovery's longest chain: the scan, then the listing, then each rule's reads).
         kwargs = {"NamePrefix": f"{ctx.project}-{ctx.environment}-"}
         rules = []
         while True:
@@ -56,6 +58,7 @@ class Schedule(Provisioner[ScheduleProps]):
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
+        scanned = dict(ctx.aws.tagged_arns(self.tag_scan))
 
         def observed(rule: Mapping) -> Observed[ScheduleProps] | None:
             tags = scanned.get(rule["Arn"])

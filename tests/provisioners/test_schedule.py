@@ -185,6 +185,8 @@ def test_discovery_takes_rule_tags_from_the_scan_and_reads_the_others(aws, tmp_p
     # moto's scan holds no rule: each rule listed has its tags read.
     aws.log.clear()
     assert sorted(discover(ctx, ["schedule"])) == [NIGHTLY]
+    # The listing does not wait for the tag scan (other kinds set it going): it comes first.
+    assert [c.action for c in aws.log.snapshot()][:2] == ["ListRules", "GetResources"]
     assert [c.service for c in aws.log.snapshot() if c.action == "ListTagsForResource"] == ["events", "events"]
 
     # AWS's scan holds ours: only the rule it does not hold has its tags read.
