@@ -348,7 +348,7 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     in_discovery = [c for c in calls if c["label"].startswith("discover:")]
     scan_users = {u.split(":", 1)[1] for u in run.trace.get("tag_scan_users", []) if u.startswith("discover:")}
     parts = by_observe_phase(in_discovery, run.trace)
-    rounds = [discovery_round(part, scan_users) for part in parts]
+    rounds = [discovery_round(part, scan_users, asked) for part, asked in zip(parts, scan_asks(run.trace, len(parts)))]
     by_label = Counter(_kind_label(c) for c in calls if not (c["label"].startswith("discover:")
                                                              and c["service"] == TAG_SCAN))
     main = by_label.get("main", 0)
@@ -503,27 +503,48 @@ def by_observe_phase(discovery_calls: list[dict], trace: dict) -> list[list[dict
     return parts
 
 
+def scan_asks(trace: dict, rounds: int) -> list[dict[str, float]]:
+    """For each observe phase, when each kind first asked for the tag scan (kind → time)."""
+    starts = sorted(p["start"] for p in trace.get("phases", []) if p["phase"] == "observe")
+    out: list[dict[str, float]] = [{} for _ in range(rounds)]
+    for label, times in trace.get("tag_scan_asked", {}).items():
+        if not label.startswith("discover:"):
+            continue
+        for t in times:
+            i = min(max(sum(1 for s in starts if s <= t) - 1, 0), rounds - 1)
+            kind = label.split(":", 1)[1]
+            out[i][kind] = min(out[i].get(kind, t), t)
+    return out
+
+
 def _kind_label(call: dict) -> str:
     """The label of a call without its item: `discover:queue#3` → `discover:queue`."""
     return call["label"].split("#", 1)[0]
 
 
-def discovery_round(calls: list[dict], scan_users: set[str]) -> dict:
+def discovery_round(calls: list[dict], scan_users: set[str], asked: dict[str, float] | None = None) -> dict:
     """One discovery: its calls, and its longest kind counting the tag scan's pages it waits for.
 
     A kind's own calls (its listings) follow one another; its reads of one resource each
     (labelled `discover:<kind>#<i>`, Ctx.map) run side by side after them, so a kind costs its
-    listings plus its longest read.
+    listings plus its longest read. A kind that uses the scan waits for its pages from when it
+    asks for it (`asked`: kind → when, from the trace; unknown: before its first call), so its
+    listings made before then run beside the scan: max(scan, those) + the rest.
     """
     scan = sum(1 for c in calls if c["service"] == TAG_SCAN)
+    asked = asked or {}
     listings = Counter(c["label"].split(":", 1)[1] for c in calls if c["service"] != TAG_SCAN and "#" not in c["label"])
+    beside_scan = Counter(c["label"].split(":", 1)[1] for c in calls
+                          if c["service"] != TAG_SCAN and "#" not in c["label"]
+                          and c["start"] < asked.get(c["label"].split(":", 1)[1], float("-inf")))
     reads = Counter(c["label"].split(":", 1)[1] for c in calls if c["service"] != TAG_SCAN and "#" in c["label"])
     longest_read: dict[str, int] = {}
     for item, n in reads.items():
         kind = item.split("#", 1)[0]
         longest_read[kind] = max(longest_read.get(kind, 0), n)
     own = Counter({k: listings.get(k, 0) + longest_read.get(k, 0) for k in set(listings) | set(longest_read)})
-    waiting = {k: own.get(k, 0) + (scan if k in scan_users else 0) for k in set(own) | scan_users}
+    waiting = {k: own.get(k, 0) - beside_scan.get(k, 0) + max(scan, beside_scan.get(k, 0)) if k in scan_users
+               else own.get(k, 0) for k in set(own) | scan_users}
     kind, longest = max(waiting.items(), key=lambda kv: kv[1], default=("", 0))
     return {"calls": len(calls), "longest": {"kind": kind, "calls": longest}}
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks import generate
-from benchmarks.run import Run, analyse, longest_chain
+from benchmarks.run import TAG_SCAN, Run, analyse, longest_chain
 from envctl.expand import expand
 from envctl.model.address import Address
 from envctl.spec.validate import load
@@ -64,6 +64,28 @@ def test_the_bound_adds_main_calls_the_longest_discovery_with_the_tag_scan_and_t
     assert result["discovery"]["topic"]["actions"] == {"GetTopicAttributes": 1}   # the scan is not the topic's
     assert result["tag_scan"] == {"calls": 2, "waiting_kinds": ["queue", "topic"]}
     assert result["step_calls_by_kind"]["queue"] == {"steps": 2, "calls_each": 2.5, "max": 3}
+
+
+def test_a_kinds_listings_made_before_it_asks_for_the_tag_scan_run_beside_the_scan():
+    """Schedules list their rules (2 pages), then ask for the scan (1 page), then read one rule:
+    max(2, 1) + 1, not 2 + 1 + 1. Asked again in destroy's second discovery: from then on."""
+    graph = [_node("schedule/nightly")]
+    first = ([dict(_call("discover:schedule", "events", "ListRules"), start=10.1, end=10.15)] * 2
+             + [dict(_call("discover:queue", TAG_SCAN, "GetResources"), start=10.1, end=10.15)]
+             + [dict(_call("discover:schedule#0", "events", "ListTargetsByRule"), start=10.2, end=10.25)])
+    check = ([dict(_call("discover:schedule", "events", "ListRules"), start=12.1, end=12.15)]
+             + [dict(_call("discover:queue", TAG_SCAN, "GetResources"), start=12.1, end=12.15)] * 3)
+    phases = [{"phase": "observe", "start": 10.0, "end": 10.5}, {"phase": "execute", "start": 10.6, "end": 12.0},
+              {"phase": "observe", "start": 12.0, "end": 12.2}]
+    trace = {"calls": first + [_call("schedule/nightly|remove")] + check, "phases": phases,
+             "tag_scan_users": ["discover:queue", "discover:schedule"],
+             "tag_scan_asked": {"discover:schedule": [10.16, 12.05], "discover:queue": [10.05, 12.05]}}
+    run = Run(["envctl", "destroy"], 0, 3.5, 100.0, 0.5, 9.0, "", "", trace=trace)
+
+    result = analyse(run, graph, 0.05, "remove", 10, expect=(0,))
+
+    assert result["critical_path"]["discoveries"] == [{"kind": "schedule", "calls": 3},    # max(2, 1) + 1
+                                                      {"kind": "schedule", "calls": 4}]    # asked first: 3 + 1
 
 
 def test_destroy_waits_for_the_users_first_and_discovers_twice():
