@@ -206,12 +206,13 @@ class AwsSession:
                 raise
         return self._made("sts").get_caller_identity()["Account"]
 
-    def check_account(self, expected: str | None) -> None:
-        """The account guard: refuse, before any other call, credentials of another account."""
+    def check_account(self, expected: str | None, pinned_at: str | None = None) -> None:
+        """The account guard: refuse, before any other call, credentials of another account.
+        `pinned_at`: where the spec pins it (`specs/prod.yaml:3`), for the refusal to name."""
         self._wait_for_account_check()
-        self._check_account(expected)
+        self._check_account(expected, pinned_at)
 
-    def check_account_meanwhile(self, expected: str | None) -> None:
+    def check_account_meanwhile(self, expected: str | None, pinned_at: str | None = None) -> None:
         """check_account on a thread of its own, while the caller goes on with what makes no
         call (importing, building clients: 0.1-0.2 s of CPU a command): the check's round trip
         to STS is then no longer spent waiting. client() and account_id() wait for the check,
@@ -220,7 +221,7 @@ class AwsSession:
 
         def run() -> None:
             try:
-                check.set_result(self._check_account(expected))
+                check.set_result(self._check_account(expected, pinned_at))
             except BaseException as e:  # noqa: BLE001 — handed to every thread that asks for a client
                 check.set_exception(e)
 
@@ -232,11 +233,13 @@ class AwsSession:
         if self._account_check is not None:
             self._account_check.result()
 
-    def _check_account(self, expected: str | None) -> None:
+    def _check_account(self, expected: str | None, pinned_at: str | None) -> None:
         actual = self._read_account()
         if expected and actual != expected:
+            at = f" at {pinned_at}" if pinned_at else ""
             raise AwsAccessError(f"the credentials belong to account {actual}, but the spec pins account "
-                                 f"{expected}; use credentials for {expected} (--profile) or fix account:")
+                                 f"{expected}{at}; use credentials for {expected} (--profile) or change the "
+                                 "spec's account:")
 
     def for_scope(self, scope: tuple[str, str]) -> "AwsSession":
         """The same clients and account, seen from another (project, environment)."""

@@ -152,10 +152,11 @@ class App:
                                             access_key=access_key, secret_key=secret_key,
                                             rate_limit=opts.rate_limit), default_region)
             if spec is not None:
+                pinned_at = "{}:{}".format(*spec.document.mark(("account",)))
                 if discovering:
-                    session.check_account_meanwhile(spec.model.account)
+                    session.check_account_meanwhile(spec.model.account, pinned_at)
                 else:
-                    session.check_account(spec.model.account)
+                    session.check_account(spec.model.account, pinned_at)
                 session.scope = (spec.model.project, spec.name)
         except AwsAccessError as e:
             self.abort(str(e))

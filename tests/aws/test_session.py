@@ -21,7 +21,7 @@ def session(aws) -> AwsSession:
 
 def test_a_foreign_account_is_refused_in_every_thread_and_no_other_call_is_made(aws):
     s = session(aws)
-    s.check_account_meanwhile(OTHER_ACCOUNT)
+    s.check_account_meanwhile(OTHER_ACCOUNT, "specs/prod.yaml:3")
 
     def list_queues(_):
         try:
@@ -34,7 +34,8 @@ def test_a_foreign_account_is_refused_in_every_thread_and_no_other_call_is_made(
         said = list(pool.map(list_queues, range(6)))
 
     assert set(said) == {f"the credentials belong to account {aws.account}, but the spec pins account "
-                         f"{OTHER_ACCOUNT}; use credentials for {OTHER_ACCOUNT} (--profile) or fix account:"}
+                         f"{OTHER_ACCOUNT} at specs/prod.yaml:3; use credentials for {OTHER_ACCOUNT} (--profile) "
+                         "or change the spec's account:"}
     with pytest.raises(AwsAccessError):
         s.account_id()
     assert [c.action for c in aws.log.snapshot()] == ["GetCallerIdentity"]

@@ -175,7 +175,8 @@ def test_errors_before_a_plan_are_one_sentence_and_stdout_stays_empty(aws, envct
 
     assert (result.code, result.stdout) == (1, "")
     assert result.stderr == ("error: the credentials belong to account 123456789012, but the spec pins account "
-                             "210987654321; use credentials for 210987654321 (--profile) or fix account:\n")
+                             "210987654321 at specs/prod.yaml:3; use credentials for 210987654321 (--profile) or change the "
+                             "spec's account:\n")
 
 
 def test_a_bad_spec_is_one_sentence_and_stdout_stays_empty(aws, envctl, write_spec):

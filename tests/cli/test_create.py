@@ -114,7 +114,8 @@ def test_a_spec_pinning_another_account_is_refused_before_any_other_call(aws, en
     assert result.code == 1
     assert [c.action for c in aws.log.snapshot()] == ["GetCallerIdentity"]
     assert result.stderr == ("error: the credentials belong to account 123456789012, but the spec pins account "
-                             "210987654321; use credentials for 210987654321 (--profile) or fix account:\n")
+                             "210987654321 at specs/prod.yaml:2; use credentials for 210987654321 (--profile) or change the "
+                             "spec's account:\n")
     assert result.stdout == ""
     assert result.clean
 

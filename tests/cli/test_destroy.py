@@ -613,7 +613,8 @@ def test_destroy_refuses_credentials_of_another_account_before_any_other_call(aw
 
     assert (result.code, result.stdout) == (1, "")
     assert result.stderr == ("error: the credentials belong to account 123456789012, but the spec pins account "
-                             "210987654321; use credentials for 210987654321 (--profile) or fix account:\n")
+                             "210987654321 at specs/prod.yaml:3; use credentials for 210987654321 (--profile) or change the "
+                             "spec's account:\n")
     assert [c.action for c in aws.log.snapshot()] == ["GetCallerIdentity"]
 
 
