@@ -75,7 +75,7 @@ def test_sandbox_start_status_stop(sandbox_cli, home, envctl, write_spec, monkey
     refused = envctl("--sandbox", "diff", "prod")
     assert refused.code == 1
     assert refused.stderr.startswith("error: the credentials belong to account 123456789012, but the spec pins "
-                                     "account 210987654321;")
+                                     "account 210987654321 at specs/prod.yaml:3;")
 
     stopped = sandbox_cli("sandbox", "stop")
     after = sandbox_cli("sandbox", "status")
