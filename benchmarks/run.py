@@ -510,9 +510,9 @@ def scan_asks(trace: dict, rounds: int) -> list[dict[str, float]]:
     for label, times in trace.get("tag_scan_asked", {}).items():
         if not label.startswith("discover:"):
             continue
+        kind = label.split(":", 1)[1]
         for t in times:
             i = min(max(sum(1 for s in starts if s <= t) - 1, 0), rounds - 1)
-            kind = label.split(":", 1)[1]
             out[i][kind] = min(out[i].get(kind, t), t)
     return out
 
@@ -533,11 +533,11 @@ def discovery_round(calls: list[dict], scan_users: set[str], asked: dict[str, fl
     """
     scan = sum(1 for c in calls if c["service"] == TAG_SCAN)
     asked = asked or {}
-    listings = Counter(c["label"].split(":", 1)[1] for c in calls if c["service"] != TAG_SCAN and "#" not in c["label"])
-    beside_scan = Counter(c["label"].split(":", 1)[1] for c in calls
-                          if c["service"] != TAG_SCAN and "#" not in c["label"]
-                          and c["start"] < asked.get(c["label"].split(":", 1)[1], float("-inf")))
-    reads = Counter(c["label"].split(":", 1)[1] for c in calls if c["service"] != TAG_SCAN and "#" in c["label"])
+    own_calls = [(c["label"].split(":", 1)[1], c) for c in calls if c["service"] != TAG_SCAN]
+    listings = Counter(kind for kind, c in own_calls if "#" not in kind)
+    beside_scan = Counter(kind for kind, c in own_calls
+                          if "#" not in kind and c["start"] < asked.get(kind, float("-inf")))
+    reads = Counter(item for item, c in own_calls if "#" in item)
     longest_read: dict[str, int] = {}
     for item, n in reads.items():
         kind = item.split("#", 1)[0]

@@ -29,7 +29,7 @@ import time
 _label: contextvars.ContextVar[str | None] = contextvars.ContextVar("label", default=None)
 _calls: list[dict] = []
 _phases: list[dict] = []
-_tag_scan_users: dict[str, list[float]] = {}    # label → when it asked for the tag scan
+_tag_scan_asked: dict[str, list[float]] = {}    # label → when it asked for the tag scan
 
 
 def _current() -> str:
@@ -136,7 +136,7 @@ def install() -> None:
     tagged_arns = AwsSession.tagged_arns
 
     def traced_tagged_arns(session, resource_type):
-        _tag_scan_users.setdefault(_current(), []).append(time.time())    # from here it waits for the scan
+        _tag_scan_asked.setdefault(_current(), []).append(time.time())    # from here it waits for the scan
         return tagged_arns(session, resource_type)
 
     AwsSession.tagged_arns = traced_tagged_arns
@@ -146,8 +146,8 @@ def install() -> None:
 
 def write(path: str) -> None:
     with open(path, "w") as f:
-        json.dump({"phases": _phases, "calls": _calls, "tag_scan_users": sorted(_tag_scan_users),
-                   "tag_scan_asked": _tag_scan_users}, f)
+        json.dump({"phases": _phases, "calls": _calls, "tag_scan_users": sorted(_tag_scan_asked),
+                   "tag_scan_asked": _tag_scan_asked}, f)
 
 
 def main() -> None:
