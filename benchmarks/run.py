@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import generate
+from envctl.engine import DEFAULT_PARALLELISM      # `envctl create --parallelism` default
 from envctl.engine.observe import READS
 from envctl.provisioners import kinds as registered_kinds
 from envctl.sandbox.middleware import Latency, RateLimit, chain
@@ -36,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TAG_SCAN = "resourcegroupstaggingapi"
 OBSERVE_PARALLELISM = len(registered_kinds()) + READS   # engine/observe.py: a thread per kind, 16 reads (Ctx.map)
-DEFAULT_PARALLELISM = 10         # `envctl create --parallelism` default
 RUN_TIMEOUT_S = 1800
 REGION = "eu-north-1"            # the example's and the generated environments' region
 

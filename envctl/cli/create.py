@@ -5,7 +5,7 @@ import click
 
 from envctl.cli import cli
 from envctl.cli.app import App
-from envctl.cli.workflow import complete_env, from_option, lock_timeout_option
+from envctl.cli.workflow import complete_env, from_option, lock_timeout_option, parallelism_option
 
 
 def _check_ttl(ctx, param, value: str | None) -> str | None:
@@ -29,8 +29,7 @@ def _check_ttl(ctx, param, value: str | None) -> str | None:
 @click.option("--json", "as_json", is_flag=True, envvar="ENVCTL_JSON",
               help="The outcome as JSON (version 1) on stdout; the plan and progress go to stderr. "
                    "Never asks: changes need --yes.")
-@click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True,
-              envvar="ENVCTL_PARALLELISM", help="Resources worked on at once.")
+@parallelism_option
 @click.option("--prune", is_flag=True, envvar="ENVCTL_PRUNE",
               help="Also delete resources of the environment that the spec no longer holds.")
 @click.option("--allow-replace", is_flag=True, envvar="ENVCTL_ALLOW_REPLACE",

@@ -10,7 +10,7 @@ import click
 
 from envctl.cli import cli
 from envctl.cli.app import Abort, App
-from envctl.cli.workflow import complete_env, from_option, lock_timeout_option
+from envctl.cli.workflow import complete_env, from_option, lock_timeout_option, parallelism_option
 
 
 @cli.command()
@@ -24,8 +24,7 @@ from envctl.cli.workflow import complete_env, from_option, lock_timeout_option
 @click.option("--json", "as_json", is_flag=True, envvar="ENVCTL_JSON",
               help="The outcome as JSON (version 1) on stdout; the plan and progress go to stderr. "
                    "Never asks: needs --yes.")
-@click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True,
-              envvar="ENVCTL_PARALLELISM", help="Resources worked on at once.")
+@parallelism_option
 @lock_timeout_option
 @click.pass_obj
 def destroy(app: App, env: str, source: str | None, yes: bool, force: bool, project: str | None, as_json: bool,

@@ -21,7 +21,7 @@ import click
 
 from envctl.cli import cli
 from envctl.cli.app import Abort, App
-from envctl.cli.workflow import lock_timeout_option
+from envctl.cli.workflow import lock_timeout_option, parallelism_option
 
 DESTROYED, WOULD_DESTROY, REFUSED, SKIPPED, FAILED = "destroyed", "would destroy", "refused", "skipped", "failed"
 
@@ -49,8 +49,7 @@ class Verdict:
 @click.option("-y", "--yes", is_flag=True, envvar="ENVCTL_YES", help="Destroy without asking (needed in CI).")
 @click.option("--json", "as_json", is_flag=True, envvar="ENVCTL_JSON",
               help="The outcome as JSON (version 1) on stdout; plans and progress go to stderr.")
-@click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True,
-              envvar="ENVCTL_PARALLELISM", help="Resources worked on at once.")
+@parallelism_option
 @lock_timeout_option
 @click.pass_obj
 def reap(app: App, dry_run: bool, yes: bool, as_json: bool, parallelism: int, lock_timeout: float) -> None:

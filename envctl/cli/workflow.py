@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from envctl.cli.app import Abort, App, set_up_done
+from envctl.engine import DEFAULT_PARALLELISM
 
 ENV_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?")     # the spec's resource names' rule
 
@@ -29,6 +30,10 @@ lock_timeout_option = click.option(
     "--lock-timeout", type=click.FloatRange(min=0), default=300, show_default=True, metavar="SECONDS",
     envvar="ENVCTL_LOCK_TIMEOUT",
     help="How long to wait for another run's lock on the environment (0: fail at once).")
+
+parallelism_option = click.option(
+    "--parallelism", type=click.IntRange(1, 64), default=DEFAULT_PARALLELISM, show_default=True,
+    envvar="ENVCTL_PARALLELISM", help="Resources worked on at once.")
 
 from_option = click.option(
     "--from", "source", metavar="SPEC", envvar="ENVCTL_FROM", shell_complete=complete_env,

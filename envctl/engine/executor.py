@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from envctl.aws import errors
-from envctl.engine import retry
+from envctl.engine import DEFAULT_PARALLELISM, retry
 from envctl.engine.events import Done, Failed, Skipped, Started, Waiting
 from envctl.aws.waiters import WaitFailed
 from envctl.model import tags as tagging
@@ -109,7 +109,7 @@ class Refused(Exception):
 
 
 def execute(plan: Plan, desired: Graph, observed: Mapping[Address, Observed], ctx: Ctx, *,
-            parallelism: int = 10, on_event: Callable[[object], None] = lambda e: None,
+            parallelism: int = DEFAULT_PARALLELISM, on_event: Callable[[object], None] = lambda e: None,
             stop: threading.Event | None = None, provisioners: Mapping[str, Provisioner] | None = None,
             retry_window_s: float = retry.DEFAULT_WINDOW_S, sleep: Callable[[float], None] = time.sleep) -> Result:
     """Execute `plan`, made by `planner.plan(desired, observed)`; never raises for a failed change.

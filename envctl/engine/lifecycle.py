@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from envctl.aws import errors
-from envctl.engine import retry
+from envctl.engine import DEFAULT_PARALLELISM, retry
 from envctl.model.address import Address
 from envctl.plan.planner import provisioner_lookup
 from envctl.provisioners.base import Ctx, Observed, Provisioner
@@ -36,7 +36,7 @@ def stale(ctx: Ctx, resources: Iterable[Observed]) -> list[Observed]:
             or any(k in o.tags for k in ctx.lifecycle_removed)]
 
 
-def renew(ctx: Ctx, resources: Iterable[Observed], *, parallelism: int = 10,
+def renew(ctx: Ctx, resources: Iterable[Observed], *, parallelism: int = DEFAULT_PARALLELISM,
           provisioners: Mapping[str, Provisioner] | None = None, retry_window_s: float = retry.DEFAULT_WINDOW_S,
           sleep: Callable[[float], None] = time.sleep) -> Renewal:
     """Set `ctx.lifecycle_tags` on each of `resources` (observed just before) that lacks them,

@@ -28,6 +28,7 @@ import yaml
 from click.testing import CliRunner
 
 from envctl.cli import _register, cli, run_command_line
+from envctl.engine import DEFAULT_PARALLELISM
 
 REPO = Path(__file__).resolve().parents[2]
 GITHUB = REPO / "examples" / "ci" / "github-actions.yml"
@@ -291,6 +292,14 @@ def test_every_option_has_an_envctl_variable():
 
     assert len(options) > 30
     assert missing == []
+
+
+def test_every_command_that_executes_takes_the_engines_default_parallelism():
+    _register()
+    defaults = {path: p.default for path, p in _options(cli) if p.name == "parallelism"}
+
+    assert defaults == {"envctl create": DEFAULT_PARALLELISM, "envctl destroy": DEFAULT_PARALLELISM,
+                        "envctl reap": DEFAULT_PARALLELISM}
 
 
 def test_an_option_is_taken_from_its_variable(aws, envctl, write_spec):

@@ -11,7 +11,7 @@ from botocore.exceptions import ConnectionClosedError
 
 from envctl.model import tags as tagging
 
-from envctl.engine import events
+from envctl.engine import DEFAULT_PARALLELISM, events
 from envctl.engine.executor import State, execute
 from envctl.model.address import Address
 from envctl.model.graph import Graph, Ref
@@ -114,6 +114,27 @@ def test_parallelism_is_bounded_and_reached():
     result = w.apply(stack(9), parallelism=3)
     assert result.ok
     assert w.cloud.max_active == 3
+
+
+def test_the_default_parallelism_is_reached_and_not_exceeded():
+    """Without `parallelism`, DEFAULT_PARALLELISM (20) steps run at once: 25 boxes, each held
+    until 20 are in flight (or a moment passes)."""
+    w = World()
+    gate = threading.Condition()
+
+    def hold():
+        with gate:
+            gate.notify_all()
+            gate.wait_for(lambda: w.cloud.active >= DEFAULT_PARALLELISM, timeout=2)
+        threading.Event().wait(0.01)
+
+    for i in range(DEFAULT_PARALLELISM + 5):
+        w.cloud.hooks[("create", f"box/b{i}")] = hold
+    w.cloud.put("net/main", NetProps(cidr="10.0.0.0/16"))
+    result = w.apply(stack(DEFAULT_PARALLELISM + 5))
+    assert result.ok
+    assert DEFAULT_PARALLELISM == 20
+    assert w.cloud.max_active == DEFAULT_PARALLELISM
 
 
 def test_ready_steps_are_taken_kind_by_kind_so_one_slow_kind_does_not_hold_every_worker():
