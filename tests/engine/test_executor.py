@@ -97,44 +97,28 @@ def test_second_run_changes_nothing():
     assert set(result.outputs) == {A("net/main"), A("box/b0"), A("store/data")}
 
 
-def test_parallelism_is_bounded_and_reached():
-    w = World()
-    gate = threading.Condition()
-
-    def hold():
-        # Each create holds until 3 are in flight (or a moment passes): more than 3 would show.
-        with gate:
-            gate.notify_all()
-            gate.wait_for(lambda: w.cloud.active >= 3, timeout=1)
-        threading.Event().wait(0.01)
-
-    for i in range(9):
-        w.cloud.hooks[("create", f"box/b{i}")] = hold
-    w.cloud.put("net/main", NetProps(cidr="10.0.0.0/16"))
-    result = w.apply(stack(9), parallelism=3)
-    assert result.ok
-    assert w.cloud.max_active == 3
-
-
-def test_the_default_parallelism_is_reached_and_not_exceeded():
-    """Without `parallelism`, DEFAULT_PARALLELISM (20) steps run at once: 25 boxes, each held
-    until 20 are in flight (or a moment passes)."""
-    w = World()
-    gate = threading.Condition()
-
-    def hold():
-        with gate:
-            gate.notify_all()
-            gate.wait_for(lambda: w.cloud.active >= DEFAULT_PARALLELISM, timeout=2)
-        threading.Event().wait(0.01)
-
-    for i in range(DEFAULT_PARALLELISM + 5):
-        w.cloud.hooks[("create", f"box/b{i}")] = hold
-    w.cloud.put("net/main", NetProps(cidr="10.0.0.0/16"))
-    result = w.apply(stack(DEFAULT_PARALLELISM + 5))
-    assert result.ok
+@pytest.mark.parametrize("options, expected", [({"parallelism": 3}, 3), ({}, DEFAULT_PARALLELISM)],
+                         ids=["--parallelism 3", "default"])
+def test_parallelism_is_bounded_and_reached(options, expected):
+    """`expected` creates run at once, no more: each box is held until that many are in
+    flight (or a moment passes), with more boxes than workers. The default is 20."""
     assert DEFAULT_PARALLELISM == 20
-    assert w.cloud.max_active == DEFAULT_PARALLELISM
+    w = World()
+    gate = threading.Condition()
+
+    def hold():
+        with gate:
+            gate.notify_all()
+            gate.wait_for(lambda: w.cloud.active >= expected, timeout=2)
+        threading.Event().wait(0.01)
+
+    boxes = expected + 6
+    for i in range(boxes):
+        w.cloud.hooks[("create", f"box/b{i}")] = hold
+    w.cloud.put("net/main", NetProps(cidr="10.0.0.0/16"))
+    result = w.apply(stack(boxes), **options)
+    assert result.ok
+    assert w.cloud.max_active == expected
 
 
 def test_ready_steps_are_taken_kind_by_kind_so_one_slow_kind_does_not_hold_every_worker():
