@@ -134,8 +134,10 @@ class EmulatedAws:
     def __init__(self, port: int = 0, wrap=None, dependency_rules: bool = True):
         from moto.server import DomainDispatcherApplication, create_backend_app
 
+        from envctl.sandbox import moto_costs
         from envctl.sandbox.dependency_rules import DependencyRules
 
+        moto_costs.apply()
         self.log = RequestLog()
         self.moto_app = DomainDispatcherApplication(create_backend_app)
         self.rules = DependencyRules(self.moto_app) if dependency_rules else None
