@@ -60,16 +60,14 @@ def _method_names() -> None:
 def _service_names() -> None:
     from moto.core import utils
 
-    table: dict[str, str] = {}
-    lock = threading.Lock()
+    @_locked_cache
+    def names() -> dict[str, str]:
+        from botocore.session import Session
+
+        return {name.replace("-", ""): name for name in Session().get_available_services()}
 
     def service_name_from_moto_package_name(moto_package_name: str) -> str:
-        with lock:                  # one listing, however many requests fail at once
-            if not table:
-                from botocore.session import Session
-
-                table.update({name.replace("-", ""): name for name in Session().get_available_services()})
-        return table.get(moto_package_name, moto_package_name)
+        return names().get(moto_package_name, moto_package_name)
 
     utils.service_name_from_moto_package_name = service_name_from_moto_package_name
 
@@ -79,16 +77,18 @@ def _rsa_keys() -> None:
 
     from moto.kms import utils
 
+    # moto.kms.utils's `rsa` module, with one key pair per size
     rsa = utils.rsa
-    generated: dict[tuple, object] = {}
+    utils.rsa = types.SimpleNamespace(**{**vars(rsa), "generate_private_key": _locked_cache(rsa.generate_private_key)})
+
+
+def _locked_cache(fn):
+    """functools.cache, with each answer computed once even when threads ask for it at once
+    (a service listing or a key pair holds the interpreter for 60-130 ms)."""
+    cached = functools.cache(fn)
     lock = threading.Lock()
 
-    def generate_private_key(public_exponent: int, key_size: int, **kwargs):
+    def call(*args, **kwargs):
         with lock:
-            if (public_exponent, key_size) not in generated:
-                generated[public_exponent, key_size] = rsa.generate_private_key(
-                    public_exponent=public_exponent, key_size=key_size, **kwargs)
-            return generated[public_exponent, key_size]
-
-    # moto.kms.utils's `rsa` module, with one key pair per size
-    utils.rsa = types.SimpleNamespace(**{**vars(rsa), "generate_private_key": generate_private_key})
+            return cached(*args, **kwargs)
+    return call
