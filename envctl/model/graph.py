@@ -7,12 +7,24 @@ from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import core_schema
 
 from envctl.model.address import Address
 
 
+class _BuiltByEnvctl:
+    """A value envctl builds itself (expand, the provisioners' reads) and never parses from
+    input: a Props field holding one checks it with isinstance. Left to pydantic, every Props
+    model that takes a Value would generate a schema for each of these dataclasses (and their
+    Address) and re-validate them field by field: most of expand's time, 20-odd ms a command."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler) -> core_schema.CoreSchema:
+        return core_schema.is_instance_schema(cls)
+
+
 @dataclass(frozen=True, order=True)
-class Ref:
+class Ref(_BuiltByEnvctl):
     """A value that another resource's outputs provide: Ref(queue/work-units, "arn")."""
 
     address: Address
@@ -23,7 +35,7 @@ class Ref:
 
 
 @dataclass(frozen=True)
-class Unknown:
+class Unknown(_BuiltByEnvctl):
     """A value not known until its resource exists: shown as (known after create)."""
 
     ref: Ref
@@ -33,7 +45,7 @@ class Unknown:
 
 
 @dataclass(frozen=True)
-class Template:
+class Template(_BuiltByEnvctl):
     """A string with references inside: ("https://", Ref(...), "/path"). Joined once all are known."""
 
     parts: tuple  # of str | Ref

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from envctl.model.address import Address
-from envctl.model.graph import Ref, Unknown
+from envctl.model.graph import Ref, Template, Unknown
 from envctl.plan.changes import Action, Plan
 from envctl.plan.planner import BLOCKED_DELETE, BLOCKED_DESTROY, BLOCKED_REPLACE, delete_order, destroy_plan, plan
 from tests.engine.fakes import BoxProps, NetProps, StoreProps, graph, kinds, node, observed, our_tags
@@ -27,6 +28,17 @@ IN_SYNC = {
     "box/a": ("box-1", BoxProps(net_id="net-1", size=2)),
     "store/data": ("store-1", StoreProps(name="data", box_id="box-1")),
 }
+
+
+def test_props_hold_the_values_expand_built_as_they_are():
+    """A Value field takes a string or one of envctl's own reference types, checked by type
+    and kept as is (the same object); anything else is refused."""
+    template = Template(("arn:", NET_ID))
+    for value in (NET_ID, Unknown(NET_ID), template, "net-1"):
+        assert BoxProps(net_id=value).net_id is value
+    for wrong in ({"address": NET_ID.address, "attr": "id"}, ("net", "main"), 7):
+        with pytest.raises(ValidationError):
+            BoxProps(net_id=wrong)
 
 
 def live(state: dict, tags: dict | None = None) -> dict:
