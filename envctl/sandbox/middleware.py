@@ -48,7 +48,7 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as xml_escape
 
 from envctl.aws.ratelimit import Limit, bucket_name, published_limit
-from envctl.sandbox.server import ReplayBody, describe_request
+from envctl.sandbox.server import RECEIVED, ReplayBody, describe_request
 
 Wsgi = Callable  # a WSGI application: (environ, start_response) → iterable of bytes
 
@@ -422,7 +422,9 @@ def _carry_out(app: Wsgi, environ) -> tuple[str, list[tuple[str, str]], bytes]:
 # ------------------------------------------------------------------ latency and rate limits
 
 class Latency(Layer):
-    """Answers each call `seconds` plus up to `jitter` (seeded) after it arrived.
+    """Answers each call `seconds` plus up to `jitter` (seeded) after it arrived: after the
+    server says its first bytes reached the machine (environ[RECEIVED]), else after this layer
+    first saw it.
 
     The emulator's own time counts within the latency, as a region's own work counts within
     the time it takes to answer: the call is carried out at once, and its answer waits for
@@ -447,7 +449,7 @@ class Latency(Layer):
             self._late: list[float] = []           # answered_late's
 
     def handle(self, request: AwsRequest, environ, start_response):
-        arrived = time.monotonic()
+        arrived = environ.get(RECEIVED) or time.monotonic()
         with self._lock:
             delay = self.seconds + (self._random.uniform(0, self.jitter) if self.jitter else 0.0)
             if delay > 0:
@@ -505,18 +507,23 @@ class RateLimit(Layer):
             self.throttled.clear()
 
     def handle(self, request: AwsRequest, environ, start_response):
-        if not self._take(request):
+        if not self._take(request, environ.get(RECEIVED)):
             return throttling_response(request, start_response)
         return self.app(environ, start_response)
 
-    def _take(self, request: AwsRequest) -> bool:
+    def _take(self, request: AwsRequest, received: float | None = None) -> bool:
         limit = self._limit(request)
         if limit is None:
             return True
         key = (request.service, bucket_name(request.action, limit))
         with self._lock:
-            now = self._clock()
+            # A call counts when it reached the machine, as AWS counts it when it reaches AWS: not
+            # when this process got round to it, after queueing behind moto's work on other calls
+            # (calls paced exactly at a limit then came out bunched, and were refused). Threads
+            # may get here out of that order: a bucket's time never goes back.
+            now = received if received is not None else self._clock()
             tokens, last = self._buckets.get(key, (limit.burst, now))
+            now = max(now, last)
             tokens = min(limit.burst, tokens + (now - last) * limit.rate)
             if tokens < 1:
                 self._buckets[key] = (tokens, now)

@@ -9,7 +9,11 @@ from __future__ import annotations
 import io
 import json
 import re
+import socket
+import struct
+import sys
 import threading
+import time
 import traceback
 import urllib.request
 from dataclasses import dataclass
@@ -20,6 +24,13 @@ from envctl.aws.session import is_read
 _CREDENTIAL = re.compile(r"Credential=[^/]+/\d+/([^/]+)/([^/]+)/")
 
 SANDBOX_ACCOUNT = "123456789012"
+
+# environ key: when the request's first bytes reached this machine, on time.monotonic()'s clock
+# (the kernel's receive time, see received_at). Absent where the kernel does not say.
+RECEIVED = "envctl.received"
+# Linux's SO_TIMESTAMPNS (asm-generic; the socket module does not name it): the kernel stamps
+# each packet when it receives it, and says when in the ancillary data of recvmsg.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,7 @@ class EmulatedAws:
 
         self._server = make_server("127.0.0.1", self._port, self.app, threaded=True,
                                    request_handler=keep_alive_handler())
+        stamp_arrivals(self._server.socket)     # before the first connection: its first request too
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         self.configure({"lambda": {"use_docker": False}})
@@ -180,6 +192,34 @@ class EmulatedAws:
             self._thread.join(5)
 
 
+def stamp_arrivals(sock: socket.socket) -> None:
+    """Ask the kernel to stamp what `sock` receives with the time it arrived (received_at)."""
+    if _SO_TIMESTAMPNS is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        except OSError:
+            pass
+
+
+def received_at(sock: socket.socket) -> float | None:
+    """Wait for the next bytes on `sock` and say when they reached this machine, on
+    time.monotonic()'s clock: the kernel's stamp (stamp_arrivals), read by peeking, so the
+    bytes stay for the request's parser. None where there is no stamp. Raises TimeoutError
+    when nothing comes within the socket's timeout."""
+    try:
+        _, ancillary, _, _ = sock.recvmsg(1, socket.CMSG_SPACE(16), socket.MSG_PEEK)
+    except TimeoutError:
+        raise
+    except OSError:
+        return None
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])     # a timespec, on the wall clock
+            now = time.monotonic()
+            return min(now, now - (time.time() - (seconds + nanoseconds / 1e9)))
+    return None
+
+
 def keep_alive_handler():
     """werkzeug's request handler, made to keep a connection open between calls as AWS does.
 
@@ -192,6 +232,14 @@ def keep_alive_handler():
     unread, and answers with a Content-Length. A request with a chunked body gets werkzeug's
     own handling; it, and one that fails, close the connection. An idle connection's thread
     ends after 5 seconds; botocore reconnects when it finds a connection closed.
+
+    Each request's environ says when its first bytes reached the machine (RECEIVED), as the
+    kernel stamped them: the Latency layer counts from then, as a region's latency counts
+    from when the call reached it. Counted from when this process got round to the request,
+    every call also took the time its threads queued for Python's interpreter lock behind
+    moto's work on other calls, which a region does not add: on average 3 ms a call in the
+    example's create, 5-8 ms in its destroy, 9-16 ms in its diff (16 calls at once), at most
+    75 ms (benchmarks/README.md).
     """
     from werkzeug.serving import WSGIRequestHandler
 
@@ -199,6 +247,26 @@ def keep_alive_handler():
         protocol_version = "HTTP/1.1"
         timeout = 5
         disable_nagle_algorithm = True      # headers and body are two writes: don't hold the second
+
+        received: float | None = None
+
+        def setup(self) -> None:
+            super().setup()
+            stamp_arrivals(self.connection)
+
+        def handle_one_request(self) -> None:
+            try:
+                self.received = received_at(self.connection)
+            except TimeoutError:                # idle for `timeout`: close, as werkzeug would
+                self.close_connection = True
+                return
+            super().handle_one_request()
+
+        def make_environ(self) -> dict:
+            environ = super().make_environ()
+            if self.received is not None:
+                environ[RECEIVED] = self.received
+            return environ
 
         def log_request(self, *args, **kwargs):
             pass

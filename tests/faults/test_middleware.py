@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from botocore.retries.standard import RetryEventAdapter, ThrottlingErrorDetector
 
 from envctl.aws import errors
-from envctl.sandbox.middleware import Fault, Latency, Rates
+from envctl.sandbox.middleware import AwsRequest, Fault, Latency, RateLimit, Rates
+from envctl.sandbox.server import RECEIVED
 
 AMI = "ami-12c6146b"      # one of moto's built-in images
 
@@ -278,6 +279,25 @@ def test_rate_limits_throttle_per_action_in_the_protocols_form(faulty):
         ec2.describe_vpcs()
     assert raised.value.response["Error"]["Code"] == "RequestLimitExceeded"
     assert dict(faulty.limits.throttled) == {"sqs:ListQueues": 1, "ec2:DescribeVpcs": 1}
+
+
+def test_rate_limits_count_a_call_when_it_reached_the_machine():
+    """Calls that arrived a second apart are within 1 a second, however late the emulator's
+    threads got to them; a stamp from before the bucket's last look counts as that look."""
+    limits = RateLimit({"sqs:ListQueues": 1.0}).around(lambda environ, start_response: [b"ok"])
+    request = AwsRequest(service="sqs", action="ListQueues", region="eu-north-1", mutating=False, protocol="json",
+                         account="testing", content_type="application/x-amz-json-1.0", body=b"{}")
+
+    def call(**environ):
+        return limits.handle(request, environ, lambda status, headers: None)
+
+    now = time.monotonic()
+    assert call(**{RECEIVED: now - 2.0}) == [b"ok"]
+    assert call(**{RECEIVED: now - 1.0}) == [b"ok"]             # a second later, seen just now
+    assert call(**{RECEIVED: now - 1.5}) != [b"ok"]             # out of order: no token back in time
+    assert call() == [b"ok"]                                    # unstamped: now, a second after the last…
+    assert call() != [b"ok"]                                    # …and at once after that
+    assert dict(limits.throttled) == {"sqs:ListQueues": 2}
 
 
 # ------------------------------------------------------------------ repeated calls answered as AWS does

@@ -3,6 +3,8 @@
 A server that closes every connection makes each call pay for a new connection (and the
 emulator for a new thread), which AWS does not cost; the benchmarks would measure it.
 """
+import socket
+import sys
 import time
 
 import boto3
@@ -10,7 +12,9 @@ import pytest
 from botocore.config import Config
 
 from envctl.sandbox.middleware import Latency, Layer, chain
-from envctl.sandbox.server import EmulatedAws
+from envctl.sandbox.server import RECEIVED, EmulatedAws, received_at, stamp_arrivals
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's receive stamps are Linux's")
 
 REGION = "eu-north-1"
 
@@ -20,9 +24,11 @@ class Ports(Layer):
 
     def __init__(self):
         self.ports: list[int] = []
+        self.received: list[tuple[float | None, float]] = []     # (environ[RECEIVED], when this layer saw it)
 
     def handle(self, request, environ, start_response):
         self.ports.append(int(environ["REMOTE_PORT"]))
+        self.received.append((environ.get(RECEIVED), time.monotonic()))
         return self.app(environ, start_response)
 
 
@@ -92,3 +98,49 @@ def test_latency_counts_the_emulators_own_time_within_it():
     assert events[0] == "carried out"
     [left] = events[1:]
     assert 0 < left <= 0.8
+
+
+@linux_only
+def test_each_request_says_when_it_reached_the_machine(server):
+    """The kernel's stamp of each request's first bytes, not of its connection: two calls over
+    one kept connection, each stamped after it was sent and before the layers saw it."""
+    sqs = client(server, "sqs")
+    stamps = []
+    for name in ("first", "second"):
+        sent = time.monotonic()
+        sqs.create_queue(QueueName=name)
+        stamps.append(sent)
+    assert len(set(server.ports.ports)) == 1
+    for sent, (received, seen) in zip(stamps, server.ports.received):
+        assert received is not None and sent <= received <= seen
+
+
+@linux_only
+def test_received_at_peeks_and_leaves_the_request_to_its_parser():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        sender = socket.create_connection(listener.getsockname())
+        receiver, _ = listener.accept()
+        with sender, receiver:
+            stamp_arrivals(receiver)
+            sent = time.monotonic()
+            sender.sendall(b"GET / HTTP/1.1\r\n")
+            received = received_at(receiver)
+            assert received is not None and sent <= received <= time.monotonic()
+            assert receiver.recv(100) == b"GET / HTTP/1.1\r\n"
+            receiver.settimeout(0.05)
+            with pytest.raises(TimeoutError):           # an idle connection: the handler closes it
+                received_at(receiver)
+
+
+def test_latency_counts_from_when_the_request_reached_the_machine():
+    asked = []
+
+    def moto(environ, start_response):
+        start_response("200 OK", [])
+        return [b""]
+
+    latency = Latency(0.05, sleep=asked.append).around(moto)
+    latency.handle(None, {RECEIVED: time.monotonic() - 0.03}, lambda status, headers: None)
+    latency.handle(None, {}, lambda status, headers: None)      # no stamp: from when the layer saw it
+    queued, unstamped = asked
+    assert 0 < queued <= 0.02 < 0.04 <= unstamped <= 0.05
