@@ -661,7 +661,9 @@ def markdown(result: dict) -> str:
     lines = [
         "# envctl benchmark results",
         "",
-        f'{m["date"]}; envctl {m["envctl"]}, moto {m["moto"]}, Python {m["python"]}; latency {m["latency_ms"]:g} ms '
+        f'{m["date"]}; envctl {m["envctl"]}, '
+        + "".join(f"{name} {m[name]}, " for name in ("botocore", "pydantic") if name in m)
+        + f'moto {m["moto"]}, Python {m["python"]}; latency {m["latency_ms"]:g} ms '
         f'a call{m["latency_note"]}; default parallelism {m["parallelism"]}; {m["repeat"]} run(s) per step. '
         f'{m["machine"]}',
         "",
@@ -774,7 +776,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md and latest.json go")
     args = parser.parse_args(argv)
 
+    import botocore
     import moto
+    import pydantic
 
     import envctl
 
@@ -808,6 +812,8 @@ def main(argv: list[str] | None = None) -> None:
     result["meta"] = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "envctl": envctl.__version__, "moto": moto.__version__, "python": platform.python_version(),
+        # envctl's CPU is mostly botocore's and pydantic's: their versions explain a run's drift too
+        "botocore": botocore.__version__, "pydantic": pydantic.VERSION,
         "latency_ms": args.latency_ms, "latency_note": latency_note,
         "latency_layer": f"{type(bench.latency).__module__}.{type(bench.latency).__name__}",
         "parallelism": args.parallelism or DEFAULT_PARALLELISM,
