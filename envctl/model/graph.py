@@ -16,7 +16,7 @@ class _BuiltByEnvctl:
     """A value envctl builds itself (expand, the provisioners' reads) and never parses from
     input: a Props field holding one checks it with isinstance. Left to pydantic, every Props
     model that takes a Value would generate a schema for each of these dataclasses (and their
-    Address) and re-validate them field by field: most of expand's time, 20-odd ms a command."""
+    Address) and re-validate them field by field: 16 of expand's 28 ms a command."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source, handler) -> core_schema.CoreSchema:

@@ -210,7 +210,7 @@ def received_at(sock: socket.socket) -> float | None:
         _, ancillary, _, _ = sock.recvmsg(1, socket.CMSG_SPACE(16), socket.MSG_PEEK)
     except TimeoutError:
         raise
-    except OSError:
+    except (OSError, NotImplementedError):        # NotImplementedError: a TLS socket has no recvmsg
         return None
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
