@@ -26,22 +26,28 @@ from __future__ import annotations
 import functools
 import threading
 
-_applied = False
-_lock = threading.Lock()
+
+def _locked_cache(fn):
+    """functools.cache, with each answer computed once even when threads ask for it at once
+    (a service listing or a key pair holds the interpreter for 60-130 ms)."""
+    cached = functools.cache(fn)
+    lock = threading.Lock()
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with lock:
+            return cached(*args, **kwargs)
+    return call
 
 
+@_locked_cache
 def apply() -> None:
     """Patch moto once per process (idempotent)."""
-    global _applied
-    with _lock:
-        if _applied:
-            return
-        _applied = True
-        for patch in (_module_list, _method_names, _service_names, _rsa_keys):
-            try:
-                patch()
-            except (ImportError, AttributeError):
-                pass
+    for patch in (_module_list, _method_names, _service_names, _rsa_keys):
+        try:
+            patch()
+        except (ImportError, AttributeError):
+            pass
 
 
 def _module_list() -> None:
@@ -80,15 +86,3 @@ def _rsa_keys() -> None:
     # moto.kms.utils's `rsa` module, with one key pair per size
     rsa = utils.rsa
     utils.rsa = types.SimpleNamespace(**{**vars(rsa), "generate_private_key": _locked_cache(rsa.generate_private_key)})
-
-
-def _locked_cache(fn):
-    """functools.cache, with each answer computed once even when threads ask for it at once
-    (a service listing or a key pair holds the interpreter for 60-130 ms)."""
-    cached = functools.cache(fn)
-    lock = threading.Lock()
-
-    def call(*args, **kwargs):
-        with lock:
-            return cached(*args, **kwargs)
-    return call
