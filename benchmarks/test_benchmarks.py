@@ -201,3 +201,18 @@ def test_the_emulators_lateness_is_reported_beside_the_mean_call_time():
     assert _call_ms(call_ms) == f'{call_ms["mean"]} (3.0)'
     unknown = analyse(on_time, [], 0.05, None, None, expect=(0,))["call_ms"]
     assert unknown["emulator_late_mean"] is None and _call_ms(unknown) == f'{unknown["mean"]}'
+
+
+def test_the_calls_span_from_the_first_call_sent_to_the_last_answer():
+    calls = [dict(_call("main", "sts", "GetCallerIdentity"), start=10.3, end=10.36),
+             dict(_call("queue/dlq|apply"), start=10.4, end=10.46),
+             dict(_call("queue/work|apply"), start=10.47, end=10.9),     # the last answer
+             dict(_call("queue/work|apply"), start=10.5, end=10.55)]
+    trace = {"calls": calls, "phases": [], "tag_scan_users": []}
+    run = Run(["envctl", "create"], 0, 1.0, 100.0, 0.5, 10.0, "", "", trace=trace)
+
+    result = analyse(run, [_node("queue/dlq"), _node("queue/work", "queue/dlq")], 0.05, "apply", 10, expect=(0,))
+
+    assert result["calls_span_s"] == 0.6                          # 10.3 -> 10.9; start-up and exit left out
+    assert result["critical_path"]["bound_s"] == 0.2              # 1 main call, then dlq's 1 and work's 2
+    assert result["calls_span_over_bound"] == 3.0 and result["wall_over_bound"] == 5.0
