@@ -215,4 +215,5 @@ def test_the_calls_span_from_the_first_call_sent_to_the_last_answer():
 
     assert result["calls_span_s"] == 0.6                          # 10.3 -> 10.9; start-up and exit left out
     assert result["critical_path"]["bound_s"] == 0.2              # 1 main call, then dlq's 1 and work's 2
-    assert result["calls_span_over_bound"] == 3.0 and result["wall_over_bound"] == 5.0
+    assert result["critical_path"]["at_parallelism"]["bound_s"] == 0.2
+    assert result["calls_span_over_bound_at_parallelism"] == 3.0 and result["wall_over_bound"] == 5.0
