@@ -604,11 +604,15 @@ def targets(result: dict) -> list[dict]:
     for system in result["systems"]:
         for phase in ("create", "destroy"):
             p = system["phases"].get(phase, {})
-            if "wall_over_bound" in p:
-                bound = p["critical_path"]["bound_s"]
-                rows.append({"target": f'{system["system"]}: {phase} ≤ {BOUND_FACTOR_TARGET}× critical path',
-                             "measured": f'{p["wall_s"]} s = {p["wall_over_bound"]}× {bound} s',
-                             "met": p["ok"] and p["wall_over_bound"] <= BOUND_FACTOR_TARGET})
+            if "wall_over_bound_at_parallelism" in p:
+                # The issue's bound is at the default parallelism: the critical path, raised where the
+                # workers or AWS's published rate limits cannot go faster (the two are equal when neither does).
+                at = p["critical_path"]["at_parallelism"]
+                rows.append({"target": f'{system["system"]}: {phase} ≤ {BOUND_FACTOR_TARGET}× the bound at '
+                                       f'parallelism {at["parallelism"]}',
+                             "measured": f'{p["wall_s"]} s = {p["wall_over_bound_at_parallelism"]}× '
+                                         f'{at["bound_s"]} s (critical path alone {p["critical_path"]["bound_s"]} s)',
+                             "met": p["ok"] and p["wall_over_bound_at_parallelism"] <= BOUND_FACTOR_TARGET})
         if system["resources"] >= 1000:
             rss = max((p.get("max_rss_mb", 0) for p in system["phases"].values()), default=0)
             rows.append({"target": f'{system["system"]}: memory < {MEMORY_TARGET_MB} MB', "measured": f"{rss} MB",

@@ -217,3 +217,25 @@ def test_the_calls_span_from_the_first_call_sent_to_the_last_answer():
     assert result["critical_path"]["bound_s"] == 0.2              # 1 main call, then dlq's 1 and work's 2
     assert result["critical_path"]["at_parallelism"]["bound_s"] == 0.2
     assert result["calls_span_over_bound_at_parallelism"] == 3.0 and result["wall_over_bound"] == 5.0
+
+
+def test_create_and_destroy_are_judged_against_the_bound_at_the_default_parallelism():
+    from benchmarks.run import targets
+
+    def phase(wall: float, plain: float, at: float) -> dict:
+        return {"ok": True, "wall_s": wall, "wall_over_bound": round(wall / plain, 2),
+                "wall_over_bound_at_parallelism": round(wall / at, 2),
+                "critical_path": {"bound_s": plain, "at_parallelism": {"parallelism": 20, "bound_s": at}}}
+
+    result = {"startup": {}, "systems": [
+        {"system": "generated 200", "resources": 200,
+         "phases": {"create": phase(7.72, 1.1, 6.61), "destroy": phase(5.2, 1.15, 3.94)}},
+        {"system": "generated 50", "resources": 50,
+         "phases": {"create": phase(1.75, 1.1, 1.1), "destroy": phase(1.5, 1.0, 1.0)}}]}
+
+    rows = {r["target"]: r for r in targets(result)}
+
+    large = rows["generated 200: create ≤ 1.5× the bound at parallelism 20"]
+    assert large["met"] and large["measured"] == "7.72 s = 1.17× 6.61 s (critical path alone 1.1 s)"
+    assert not rows["generated 50: create ≤ 1.5× the bound at parallelism 20"]["met"]     # 1.59×
+    assert rows["generated 50: destroy ≤ 1.5× the bound at parallelism 20"]["met"]        # 1.5× exactly
