@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 TAG_SCAN = "resourcegroupstaggingapi"
 OBSERVE_PARALLELISM = len(registered_kinds()) + READS   # engine/observe.py: a thread per kind, 16 reads (Ctx.map)
 RUN_TIMEOUT_S = 1800
+TIMER = Path(__file__).with_name("timer.py")
 REGION = "eu-north-1"            # the example's and the generated environments' region
 
 # Targets of issue 7.
@@ -195,28 +197,25 @@ def compile_bytecode() -> None:
 
 
 def spawn(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
-    """Run cmd to its end (in `cwd`, by default this tree): its wall time, peak RSS and CPU time.
-
-    Peak RSS and CPU time come from /usr/bin/time: a child forked from this (large) process
-    holds its resident pages until exec, and wait4's ru_maxrss would count them.
-    """
+    """Run cmd to its end (in `cwd`, by default this tree): its wall time, peak RSS and CPU time,
+    measured by `timer.py` in a process of its own (its docstring says why)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile("r") as rss:
-        timer = ["/usr/bin/time", "-o", rss.name, "-f", "%M %U %S"] if os.path.exists("/usr/bin/time") else []
-        spawned = time.time()
-        start = time.monotonic()
+            tempfile.NamedTemporaryFile("r") as measured:
+        timer = subprocess.Popen([sys.executable, "-S", str(TIMER), measured.name, *cmd], stdout=out, stderr=err,
+                                 env=env, cwd=cwd or ROOT, start_new_session=True)
         try:
-            proc = subprocess.run(timer + cmd, stdout=out, stderr=err, env=env, cwd=cwd or ROOT,
-                                  timeout=RUN_TIMEOUT_S)
-            code = proc.returncode
+            timer.wait(timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            code = -9
-        wall = time.monotonic() - start
+            os.killpg(timer.pid, signal.SIGKILL)       # the timer and the command under it
+            timer.wait()
         out.seek(0)
         err.seek(0)
-        measured = (rss.read().strip().splitlines() or [""])[-1].split() if timer else []  # "%M %U %S"
-        peak_mb, cpu_s = (int(measured[0]) / 1024, float(measured[1]) + float(measured[2])) \
-            if len(measured) == 3 else (0.0, 0.0)
+        fields = measured.read().split()
+        if len(fields) == 6:
+            spawned, wall, code = float(fields[0]), float(fields[1]), int(fields[2])
+            peak_mb, cpu_s = int(fields[3]) / 1024, float(fields[4]) + float(fields[5])
+        else:                                           # killed at the timeout, or could not start it
+            spawned, wall, code, peak_mb, cpu_s = time.time(), float(RUN_TIMEOUT_S), -9, 0.0, 0.0
         return Run(cmd, code, wall, peak_mb, cpu_s, spawned,
                    out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 

@@ -239,3 +239,28 @@ def test_create_and_destroy_are_judged_against_the_bound_at_the_default_parallel
     assert large["met"] and large["measured"] == "7.72 s = 1.17× 6.61 s (critical path alone 1.1 s)"
     assert not rows["generated 50: create ≤ 1.5× the bound at parallelism 20"]["met"]     # 1.59×
     assert rows["generated 50: destroy ≤ 1.5× the bound at parallelism 20"]["met"]        # 1.5× exactly
+
+
+def test_spawn_times_the_command_in_a_process_of_its_own(tmp_path):
+    """The timer says the command's exit code, output, CPU and memory, and how long it ran."""
+    import os
+    import sys
+
+    from benchmarks.run import spawn
+
+    script = ("import sys, time\n"
+              "block = bytearray(60 * 1024 * 1024)\n"       # touched: resident
+              "for i in range(0, len(block), 4096): block[i] = 1\n"
+              "t = time.process_time()\n"
+              "while time.process_time() - t < 0.2: pass\n"  # CPU
+              "time.sleep(0.3)\n"
+              "print('out'); print('err', file=sys.stderr); sys.exit(3)\n")
+    run = spawn([sys.executable, "-c", script], dict(os.environ), cwd=tmp_path)
+
+    assert run.exit_code == 3 and run.stdout == "out\n" and run.stderr == "err\n"
+    assert 0.5 <= run.wall_s < 5
+    assert 0.2 <= run.cpu_s < 2
+    assert 60 <= run.max_rss_mb < 300
+    killed = spawn([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"],
+                   dict(os.environ), cwd=tmp_path)
+    assert killed.exit_code == -15
