@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Literal
 
 from envctl.model.diff import AttrChange
@@ -26,18 +27,18 @@ class Vpc(Provisioner[VpcProps]):
         ec2 = ctx.client("ec2")
         vpcs = _ec2.describe(ec2, "describe_vpcs", "Vpcs", Filters=ctx.scope_filters())
         ours = [v for v in vpcs if _ec2.in_scope(ctx, self.kind, v.get("Tags"))]
-        return [o for o in ctx.map(lambda vpc: _observe(ec2, vpc), ours) if o is not None]
+        return [o for o in ctx.map(lambda vpc: _observe(ctx, ec2, vpc), ours) if o is not None]
 
     def read(self, ctx: Ctx, id: str) -> Observed[VpcProps] | None:
         ec2 = ctx.client("ec2")
         vpc = _find_by_id(ec2, id)
-        return _observe(ec2, vpc) if vpc is not None else None
+        return _observe(ctx, ec2, vpc) if vpc is not None else None
 
     def find(self, ctx: Ctx, node: Node) -> Observed[VpcProps] | None:
         ec2 = ctx.client("ec2")
         vpcs = _ec2.describe(ec2, "describe_vpcs", "Vpcs", Filters=_ec2.ownership_filters(ctx, node))
         vpc = next((v for v in vpcs if _ec2.is_node(ctx, node, v.get("Tags"))), None)
-        return _observe(ec2, vpc) if vpc is not None else None
+        return _observe(ctx, ec2, vpc) if vpc is not None else None
 
     def create(self, ctx: Ctx, node: Node) -> str:
         # CreateVpc takes no client token: a VPC tagged with this address is the one we made before.
@@ -78,11 +79,12 @@ def _find_by_id(ec2, vpc_id: str) -> dict | None:
     return _ec2.describe_one(ec2, "describe_vpcs", "Vpcs", VpcIds=[vpc_id])
 
 
-def _observe(ec2, vpc: dict) -> Observed[VpcProps] | None:
+def _observe(ctx: Ctx, ec2, vpc: dict) -> Observed[VpcProps] | None:
     vpc_id = vpc["VpcId"]
-    support = _dns_attribute(ec2, vpc_id, "enableDnsSupport")
-    hostnames = _dns_attribute(ec2, vpc_id, "enableDnsHostnames")
-    if support is None or hostnames is None:        # deleted between the two calls
+    # Side by side: each is its own read (on the create's read-back, one call on the critical path).
+    support, hostnames = ctx.read_all([partial(_dns_attribute, ec2, vpc_id, "enableDnsSupport"),
+                                       partial(_dns_attribute, ec2, vpc_id, "enableDnsHostnames")])
+    if support is None or hostnames is None:        # deleted between the calls
         return None
     tags = tag_dict(vpc.get("Tags"))
     props = VpcProps(cidr_block=vpc["CidrBlock"], enable_dns_support=support, enable_dns_hostnames=hostnames)

@@ -642,3 +642,23 @@ def test_a_route_tables_subnet_associations_are_made_and_removed_side_by_side(aw
     assert max(associated) - min(associated) < 0.2              # one after another: 0.3 s apart
     assert max(disassociated) - min(disassociated) < 0.2
     assert gone is None
+
+
+def test_a_vpcs_two_dns_attributes_are_read_side_by_side(aws, tmp_path):
+    """One call each (the API reads one attribute a call): a VPC's read, and a create's
+    read-back on the critical path, take one call's time for both, not two."""
+    arrivals, latency = Arrivals(), Latency()
+    server = EmulatedAws(wrap=chain(arrivals, latency)).start()
+    try:
+        ctx = make_ctx(SimpleNamespace(endpoint=server.endpoint, region=aws.region))
+        graph = graph_from_yaml(tmp_path, SPEC.format(nat="single"))
+        vpc_id = create_all(ctx, graph)[Address("vpc", "main")].id
+        latency.configure(seconds=0.3)
+        with ThreadPoolExecutor(4) as pool:
+            arrivals.calls.clear()
+            observed = by_kind("vpc").read(dataclasses.replace(ctx, read_pool=pool), vpc_id)
+    finally:
+        server.stop()
+    reads = arrivals.of("DescribeVpcAttribute")
+    assert len(reads) == 2 and max(reads) - min(reads) < 0.2      # one after another: 0.3 s apart
+    assert (observed.props.enable_dns_support, observed.props.enable_dns_hostnames) == (True, True)
