@@ -203,19 +203,23 @@ def spawn(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
             tempfile.NamedTemporaryFile("r") as measured:
         timer = subprocess.Popen([sys.executable, "-S", str(TIMER), measured.name, *cmd], stdout=out, stderr=err,
                                  env=env, cwd=cwd or ROOT, start_new_session=True)
+        timed_out = False
         try:
             timer.wait(timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             os.killpg(timer.pid, signal.SIGKILL)       # the timer and the command under it
             timer.wait()
+            timed_out = True
         out.seek(0)
         err.seek(0)
         fields = measured.read().split()
         if len(fields) == 6:
             spawned, wall, code = float(fields[0]), float(fields[1]), int(fields[2])
             peak_mb, cpu_s = int(fields[3]) / 1024, float(fields[4]) + float(fields[5])
-        else:                                           # killed at the timeout, or could not start it
+        elif timed_out:
             spawned, wall, code, peak_mb, cpu_s = time.time(), float(RUN_TIMEOUT_S), -9, 0.0, 0.0
+        else:                                           # the command could not start (the timer says why)
+            spawned, wall, code, peak_mb, cpu_s = time.time(), 0.0, timer.returncode or 1, 0.0, 0.0
         return Run(cmd, code, wall, peak_mb, cpu_s, spawned,
                    out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 

@@ -264,3 +264,5 @@ def test_spawn_times_the_command_in_a_process_of_its_own(tmp_path):
     killed = spawn([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"],
                    dict(os.environ), cwd=tmp_path)
     assert killed.exit_code == -15
+    missing = spawn([str(tmp_path / "no-such-program")], dict(os.environ), cwd=tmp_path)
+    assert missing.exit_code != 0 and "no-such-program" in missing.stderr
