@@ -163,7 +163,9 @@ class EmulatedAws:
 
         self._server = make_server("127.0.0.1", self._port, self.app, threaded=True,
                                    request_handler=keep_alive_handler())
-        stamp_arrivals(self._server.socket)     # before the first connection: its first request too
+        # Before the first connection: the connections it accepts inherit the option, so even
+        # a connection's first request is stamped.
+        stamp_arrivals(self._server.socket)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         self.configure({"lambda": {"use_docker": False}})
@@ -248,11 +250,7 @@ def keep_alive_handler():
         timeout = 5
         disable_nagle_algorithm = True      # headers and body are two writes: don't hold the second
 
-        received: float | None = None
-
-        def setup(self) -> None:
-            super().setup()
-            stamp_arrivals(self.connection)
+        received: float | None = None       # a connection is stamped as its listener is (stamp_arrivals)
 
         def handle_one_request(self) -> None:
             try:
