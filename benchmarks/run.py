@@ -395,6 +395,7 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     for address, n in steps.items():
         per_kind[address.split("/", 1)[0]].append(n)
 
+    bound_at_parallelism = at_parallelism(latency_s)
     out = {
         "command": " ".join(run.args),
         "exit_code": run.exit_code,
@@ -431,7 +432,7 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
             "bound_s": round(bound_calls * latency_s, 2),
             "at_parallelism": {"parallelism": parallelism, "observe_parallelism": OBSERVE_PARALLELISM,
                                "calls": calls_at_p, "rate_floor": floor, "discovery_rate_floors": discovery_floors,
-                               "bound_s": round(at_parallelism(latency_s), 2)},
+                               "bound_s": round(bound_at_parallelism, 2)},
         },
     }
     # From the first call sent to the last answer: the part of the wall time the bound measures,
@@ -441,8 +442,8 @@ def analyse(run: Run, graph, latency_s: float, step_phase: str | None, paralleli
     out["calls_span_s"] = round(span, 2)
     if bound_calls and latency_s:
         out["wall_over_bound"] = round(run.wall_s / (bound_calls * latency_s), 2)
-        out["calls_span_over_bound_at_parallelism"] = round(span / at_parallelism(latency_s), 2)
-        out["wall_over_bound_at_parallelism"] = round(run.wall_s / at_parallelism(latency_s), 2)
+        out["calls_span_over_bound_at_parallelism"] = round(span / bound_at_parallelism, 2)
+        out["wall_over_bound_at_parallelism"] = round(run.wall_s / bound_at_parallelism, 2)
     # The same bound with each call taking what calls took in this run (latency + the
     # emulator's CPU-bound time) instead of the latency alone: how far envctl itself is.
     measured = at_parallelism(statistics.fmean(durations)) if calls_at_p and durations else 0.0
